@@ -1,0 +1,247 @@
+//! Running commands: by argv only (never through a shell), stdin closed, no controlling
+//! terminal (a new session, so a program that would prompt on /dev/tty fails instead of
+//! hanging), output captured, and a timeout that kills the whole process group.
+
+use serde_json::{json, Value};
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum RunError {
+    #[error("no command given")]
+    Empty,
+    #[error("cannot run {cmd}: {reason}")]
+    Spawn { cmd: String, reason: String },
+}
+
+/// What a finished (or killed) command left.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Output {
+    pub argv: Vec<String>,
+    /// Exit status; `None` when killed by a signal (see `signal`) or by the timeout.
+    pub rc: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub timed_out: bool,
+    pub elapsed: Duration,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.rc == Some(0)
+    }
+    /// `rc` as Ansible results show it: the exit status, or -signal, or -1 on timeout.
+    pub fn rc_value(&self) -> i64 {
+        match (self.rc, self.signal) {
+            (Some(rc), _) => rc as i64,
+            (None, Some(sig)) => -(sig as i64),
+            _ => -1,
+        }
+    }
+    /// The command line for messages (argv joined by spaces, for reading only).
+    pub fn cmdline(&self) -> String {
+        self.argv.join(" ")
+    }
+    /// `{cmd, rc, stdout, stderr}` for a module result.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "cmd": self.argv,
+            "rc": self.rc_value(),
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "timed_out": self.timed_out,
+        })
+    }
+    /// One line about how it ended, for `msg` texts.
+    pub fn describe(&self) -> String {
+        if self.timed_out {
+            format!("timed out after {:.0} s", self.elapsed.as_secs_f64())
+        } else if let Some(sig) = self.signal {
+            format!("was killed by signal {sig}")
+        } else {
+            format!("exited with rc {}", self.rc_value())
+        }
+    }
+}
+
+/// Options for [`run`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub timeout: Duration,
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<std::path::PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            timeout: Duration::from_secs(60),
+            env: Vec::new(),
+            cwd: None,
+        }
+    }
+}
+
+fn reader<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut r) = r {
+            let _ = r.read_to_end(&mut buf);
+        }
+        buf
+    })
+}
+
+/// Runs `argv` with stdin closed, in a new session, and waits at most `opts.timeout`; on
+/// timeout the whole process group is killed. Not finding the program is an error; a
+/// non-zero exit is not (look at `rc`).
+pub fn run_with(argv: &[String], opts: &Options) -> Result<Output, RunError> {
+    let (prog, args) = argv.split_first().ok_or(RunError::Empty)?;
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("LC_ALL", "C");
+    for (k, v) in &opts.env {
+        cmd.env(k, v);
+    }
+    if let Some(d) = &opts.cwd {
+        cmd.current_dir(d);
+    }
+    // SAFETY: setsid is async-signal-safe; it only detaches the child from our terminal and
+    // makes it the leader of a new process group that the timeout can kill as a whole.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| RunError::Spawn {
+        cmd: prog.clone(),
+        reason: crate::io_reason(&e),
+    })?;
+    let pid = child.id() as libc::pid_t;
+    let out_t = reader(child.stdout.take());
+    let err_t = reader(child.stderr.take());
+    let mut timed_out = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) => {}
+            Err(_) => break None,
+        }
+        if start.elapsed() >= opts.timeout {
+            timed_out = true;
+            // SAFETY: kill(2) on the process group we created with setsid.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+            break child.wait().ok();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // Grandchildren that kept our pipes open would block the readers: kill the group.
+    // SAFETY: as above; harmless when the group is already gone.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+    let stdout = String::from_utf8_lossy(&out_t.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&err_t.join().unwrap_or_default()).into_owned();
+    Ok(Output {
+        argv: argv.to_vec(),
+        rc: if timed_out { None } else { status.and_then(|s| s.code()) },
+        signal: if timed_out { None } else { status.and_then(|s| s.signal()) },
+        stdout,
+        stderr,
+        timed_out,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// [`run_with`] with a timeout and default options.
+pub fn run(argv: &[String], timeout: Duration) -> Result<Output, RunError> {
+    run_with(
+        argv,
+        &Options {
+            timeout,
+            ..Options::default()
+        },
+    )
+}
+
+/// Finds an executable by name in $PATH (a name with a slash is taken as it is).
+pub fn which(name: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_exec = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if name.contains('/') {
+        let p = std::path::PathBuf::from(name);
+        return is_exec(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| is_exec(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn captures_stdout_stderr_and_rc() {
+        let o = run(&argv(&["sh", "-c", "echo out; echo err >&2; exit 3"]), Duration::from_secs(10)).unwrap();
+        assert_eq!(o.stdout, "out\n");
+        assert_eq!(o.stderr, "err\n");
+        assert_eq!(o.rc, Some(3));
+        assert!(!o.timed_out);
+    }
+
+    #[test]
+    fn argv_is_not_shell_interpreted() {
+        let o = run(&argv(&["echo", "$HOME;", "`id`"]), Duration::from_secs(10)).unwrap();
+        assert_eq!(o.stdout, "$HOME; `id`\n");
+    }
+
+    #[test]
+    fn stdin_is_closed() {
+        let o = run(&argv(&["cat"]), Duration::from_secs(10)).unwrap();
+        assert_eq!(o.rc, Some(0));
+        assert_eq!(o.stdout, "");
+    }
+
+    #[test]
+    fn no_controlling_terminal() {
+        let o = run(&argv(&["sh", "-c", "exec 3</dev/tty && echo has-tty || echo no-tty"]), Duration::from_secs(10)).unwrap();
+        assert_eq!(o.stdout.trim(), "no-tty");
+    }
+
+    #[test]
+    fn timeout_kills_the_group() {
+        let o = run(&argv(&["sh", "-c", "sleep 30 & sleep 30"]), Duration::from_millis(300)).unwrap();
+        assert!(o.timed_out);
+        assert_eq!(o.rc, None);
+        assert!(o.elapsed < Duration::from_secs(5), "took {:?}", o.elapsed);
+        assert_eq!(o.rc_value(), -1);
+    }
+
+    #[test]
+    fn missing_program_is_an_error() {
+        let e = run(&argv(&["/nonexistent/prog"]), Duration::from_secs(1)).unwrap_err();
+        assert!(matches!(e, RunError::Spawn { .. }));
+        assert!(e.to_string().contains("/nonexistent/prog"));
+        assert_eq!(run(&[], Duration::from_secs(1)).unwrap_err(), RunError::Empty);
+    }
+}

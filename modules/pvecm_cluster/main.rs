@@ -1,0 +1,17 @@
+//! pvecm_cluster: not implemented yet.
+use pve2node::protocol::{self, Ctx, Failure, Outcome, Spec};
+
+const SPEC: Spec = Spec {
+    module: "pvecm_cluster",
+    params: &[],
+    mutually_exclusive: &[],
+    required_if: &[],
+};
+
+fn logic(_ctx: &mut Ctx) -> Result<Outcome, Failure> {
+    Err(Failure::new("pvecm_cluster is not implemented yet"))
+}
+
+fn main() {
+    protocol::run(&SPEC, logic)
+}
