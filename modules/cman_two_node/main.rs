@@ -260,6 +260,14 @@ fn plan_corosync(text: &str, want: &Want) -> Result<Plan, ConfError> {
     let new = splice(text, edits);
     if changed {
         check_corosync(&new, want, after)?;
+        // pmxcfs takes the first `config_version: N` anywhere in the file (even in a comment).
+        let seen = corosync_conf::pmxcfs_config_version(&new);
+        if seen != Some(after) {
+            warnings.push(format!(
+                "pmxcfs reads the first `config_version: N` in the file, which is {} here, not totem's {after}; it may refuse to copy the file to /etc/corosync (remove the earlier match, e.g. in a comment)",
+                seen.map(|v| v.to_string()).unwrap_or_else(|| "none".into())
+            ));
+        }
     }
     Ok(Plan {
         text: new,
@@ -579,13 +587,13 @@ fn runtime_flags(out: &str) -> Option<Vec<String>> {
     })
 }
 
-struct Ctx2<'a> {
+struct Written<'a> {
     path: &'a Path,
     format: Format,
     plan: &'a Plan,
 }
 
-impl Ctx2<'_> {
+impl Written<'_> {
     /// A failure after the file was written: says so and keeps `changed: true`.
     fn after_write(&self, what: String) -> Failure {
         Failure::new(format!(
@@ -608,10 +616,17 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
         Some(s) => PathBuf::from(s),
         None => {
             let c = Path::new(PVE_DIR).join("corosync.conf");
+            let x = Path::new(PVE_DIR).join("cluster.conf");
             if c.exists() {
                 c
+            } else if x.exists() {
+                x
             } else {
-                Path::new(PVE_DIR).join("cluster.conf")
+                return Err(Failure::new(format!(
+                    "neither {} nor {} exists: is this node part of a cluster? Create the cluster first or set the path parameter",
+                    c.display(),
+                    x.display()
+                )));
             }
         }
     };
@@ -720,7 +735,7 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
         return Ok(out);
     }
 
-    let c2 = Ctx2 {
+    let c2 = Written {
         path: &path,
         format,
         plan: &plan,

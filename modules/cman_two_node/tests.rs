@@ -564,3 +564,20 @@ fn property_random_mutations() {
         "accepted {accepted}, refused {refused}"
     );
 }
+
+#[test]
+fn warns_when_pmxcfs_would_read_another_version() {
+    let t = format!("# config_version: 1 was the first\n{PVE8}");
+    let p = plan(&t, Format::Corosync, &wfa(false)).unwrap();
+    assert_eq!(p.version_after, 3);
+    assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+    assert!(
+        p.warnings[0].contains("which is 1 here, not totem's 3"),
+        "{:?}",
+        p.warnings
+    );
+    assert!(plan(PVE8, Format::Corosync, &wfa(false))
+        .unwrap()
+        .warnings
+        .is_empty());
+}
