@@ -837,3 +837,89 @@ fn corosync_t_environment_failure_is_a_warning() {
         fixture("pve8/corosync.conf.two-node")
     );
 }
+
+/// Random mutations of the fixtures through the binary: either refused with the file
+/// byte-identical (and no temp file left), or written with a text the module accepts again
+/// unchanged (it re-parses and is in the wanted state).
+#[test]
+fn random_mutations_are_refused_untouched_or_written_reparseable() {
+    let mut x: u64 = 0x2545f4914f6cdd1d;
+    let mut rnd = |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n.max(1) as u64) as usize
+    };
+    let bases = [
+        ("cluster.conf", fixture("pve3/cluster.conf")),
+        ("corosync.conf", fixture("pve8/corosync.conf")),
+        ("corosync.conf", fixture("pve4/corosync.conf")),
+    ];
+    let pieces = [
+        "{",
+        "}",
+        "\n",
+        ":",
+        " ",
+        "<",
+        ">",
+        "/>",
+        "\"",
+        "two_node: 0",
+        "device {",
+        "<cman/>",
+        "config_version",
+        "=",
+        "#",
+    ];
+    let (mut refused, mut written) = (0, 0);
+    for _ in 0..60 {
+        let (name, base) = &bases[rnd(bases.len())];
+        let mut t = base.clone();
+        for _ in 0..1 + rnd(2) {
+            let mut at = rnd(t.len() + 1);
+            while !t.is_char_boundary(at) {
+                at -= 1;
+            }
+            if rnd(2) == 0 {
+                t.insert_str(at, pieces[rnd(pieces.len())]);
+            } else {
+                let mut end = (at + 1 + rnd(8)).min(t.len());
+                while !t.is_char_boundary(end) {
+                    end += 1;
+                }
+                t.replace_range(at..end, "");
+            }
+        }
+        let lab = Lab::new("c2n-fuzz");
+        let f = lab.write(name, &t);
+        let r = lab.run(json!({"path": p(&f), "activate": false}), &[]);
+        if r.failed() {
+            refused += 1;
+            assert_eq!(lab.read(name), t, "refused but changed: {}", r.msg());
+            assert!(r.msg().contains(&p(&f)), "{}", r.msg());
+        } else {
+            written += 1;
+            let after = lab.read(name);
+            if r.changed() {
+                assert_eq!(
+                    r.json["config_version_after"].as_u64(),
+                    r.json["config_version_before"].as_u64().map(|v| v + 1)
+                );
+            } else {
+                assert_eq!(after, t);
+            }
+            let again = lab.run(json!({"path": p(&f), "activate": false}), &[]);
+            assert!(
+                !again.failed() && !again.changed(),
+                "output not stable: {}\n{after:?}",
+                again.json
+            );
+        }
+        assert_eq!(lab.leftovers(), vec![name.to_string()]);
+    }
+    assert!(
+        refused > 5 && written > 5,
+        "refused {refused}, written {written}"
+    );
+}

@@ -533,7 +533,11 @@ fn validate_corosync(corosync: &Path, old: &str, new: &str) -> Validation {
     }
     match corosync_check(corosync, old, "old") {
         Ok(o2) if o2.success() => Validation::Invalid(msg),
-        _ => Validation::CannotValidate(format!("{} ({})", msg, o.describe())),
+        _ => Validation::CannotValidate(format!(
+            "the unchanged file fails the same way, {} ({})",
+            msg,
+            o.describe()
+        )),
     }
 }
 
@@ -679,14 +683,12 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
         if let Some(corosync) = run::which("corosync") {
             match validate_corosync(&corosync, &before, &plan.text) {
                 Validation::Valid => {}
-                Validation::Invalid(m) => {
-                    return Err(Failure::new(format!(
-                        "cannot edit {}: corosync -t rejects the edited text, nothing was written: {m}",
-                        path.display()
-                    )))
-                }
+                Validation::Invalid(m) => return Err(Failure::new(format!(
+                    "cannot edit {}: corosync -t rejects the edited text, nothing was written: {m}",
+                    path.display()
+                ))),
                 Validation::CannotValidate(m) => ctx.warn(format!(
-                    "corosync -t cannot validate {} on this host (the unchanged file fails the same way): {m}",
+                    "corosync -t cannot validate {} on this host, written without it: {m}",
                     path.display()
                 )),
             }
