@@ -228,13 +228,13 @@ pub fn parse(text: &str) -> Result<ClusterConf, XmlError> {
                     root_done = true;
                 }
             }
-            Event::Text(t) => {
-                if stack.is_empty() && !t.as_ref().iter().all(|b| b.is_ascii_whitespace()) {
-                    return Err(XmlError::Malformed {
-                        line: line_of(text, before),
-                        what: "text outside the root element".into(),
-                    });
-                }
+            Event::Text(t)
+                if stack.is_empty() && !t.as_ref().iter().all(|b| b.is_ascii_whitespace()) =>
+            {
+                return Err(XmlError::Malformed {
+                    line: line_of(text, before),
+                    what: "text outside the root element".into(),
+                });
             }
             Event::CData(_) | Event::GeneralRef(_) if stack.is_empty() => {
                 return Err(XmlError::Malformed {

@@ -683,10 +683,12 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
         if let Some(corosync) = run::which("corosync") {
             match validate_corosync(&corosync, &before, &plan.text) {
                 Validation::Valid => {}
-                Validation::Invalid(m) => return Err(Failure::new(format!(
+                Validation::Invalid(m) => {
+                    return Err(Failure::new(format!(
                     "cannot edit {}: corosync -t rejects the edited text, nothing was written: {m}",
                     path.display()
-                ))),
+                )))
+                }
                 Validation::CannotValidate(m) => ctx.warn(format!(
                     "corosync -t cannot validate {} on this host, written without it: {m}",
                     path.display()
@@ -703,7 +705,19 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
     } else {
         TempStyle::Hidden
     };
-    let applied = edit::apply(&path, &before, &plan.text, ctx.check_mode, backup, style)?;
+    let applied = edit::apply(&path, &before, &plan.text, ctx.check_mode, backup, style).map_err(
+        |e| {
+            let hint = if in_pve && e.to_string().contains("Permission denied") {
+                format!(
+                    "; {} is read-only while this node has no quorum (pvecm expected 1 lets a lone node write)",
+                    pve_dir.display()
+                )
+            } else {
+                String::new()
+            };
+            Failure::new(format!("{e}{hint}"))
+        },
+    )?;
 
     let mut out = Outcome::new(
         applied.changed,
