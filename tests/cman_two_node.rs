@@ -923,3 +923,78 @@ fn random_mutations_are_refused_untouched_or_written_reparseable() {
         "refused {refused}, written {written}"
     );
 }
+
+#[test]
+fn ansible_doc_shows_the_documentation() {
+    let Some(bin) = common::ansible_bin() else {
+        return;
+    };
+    let dir = TempDir::new("c2n-doc");
+    let lib = common::ansible_library(&dir, &[("cman_two_node", BIN)]);
+    let cfg = dir.write("ansible.cfg", "");
+    let out = common::ansible_cmd(&bin, "ansible-doc", &dir, &lib)
+        .env("ANSIBLE_CONFIG", cfg)
+        .args(["-M", &p(&lib), "cman_two_node"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for word in [
+        "wait_for_all",
+        "activate_command",
+        "config_version_after",
+        "runtime_flags",
+    ] {
+        assert!(
+            text.contains(word),
+            "{word} missing from ansible-doc output"
+        );
+    }
+}
+
+#[test]
+fn ansible_playbook_edits_then_reports_ok() {
+    let Some(bin) = common::ansible_bin() else {
+        return;
+    };
+    let dir = TempDir::new("c2n-play");
+    let lib = common::ansible_library(&dir, &[("cman_two_node", BIN)]);
+    let conf = dir.write("corosync.conf", fixture("pve8/corosync.conf"));
+    let play = dir.write(
+        "play.yml",
+        format!(
+            "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - cman_two_node:\n        path: {}\n        activate: false\n        validate: false\n      register: r\n    - assert:\n        that: [\"r.config_version_after == 3\"]\n",
+            conf.display()
+        ),
+    );
+    let cfg = dir.write("ansible.cfg", "");
+    let run = |extra: &[&str]| {
+        let out = common::ansible_cmd(&bin, "ansible-playbook", &dir, &lib)
+            .env("ANSIBLE_CONFIG", &cfg)
+            .args(["-i", "localhost,", "-c", "local"])
+            .args(extra)
+            .arg(&play)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let first = run(&["--diff"]);
+    assert!(first.contains("changed=1"), "{first}");
+    assert!(first.contains("+  two_node: 1"), "diff not shown: {first}");
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        fixture("pve8/corosync.conf.two-node")
+    );
+    let second = run(&[]);
+    assert!(second.contains("changed=0"), "{second}");
+}
