@@ -1,17 +1,860 @@
-//! cman_two_node: not implemented yet.
-use pve2node::protocol::{self, Ctx, Failure, Outcome, Spec};
+//! cman_two_node: turn two-node quorum on (or off) in cluster.conf (PVE 3, cman) or
+//! corosync.conf (PVE 4+), bump the config version by exactly one in the same write, activate
+//! the change the way the era expects, and check the running cluster took it.
+//!
+//! Shape: argspec as data; `plan()` is a pure function from (text, format, wanted state) to the
+//! new text; reading, validating with `corosync -t`, writing, activating and verifying are the
+//! edges in `logic()`.
+
+use pve2node::edit::{self, TempStyle};
+use pve2node::protocol::{self, Ctx, Default as D, Failure, Outcome, Param, Spec, Type};
+use pve2node::pve::cluster_conf::{self, XmlError};
+use pve2node::pve::corosync_conf::{self, Kind, SyntaxError};
+use pve2node::run;
+use serde_json::{json, Value};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 const SPEC: Spec = Spec {
     module: "cman_two_node",
-    params: &[],
+    params: &[
+        Param::new("path", Type::Path),
+        Param::new("format", Type::Str)
+            .default(D::Str("auto"))
+            .choices(&["auto", "corosync", "cman"]),
+        Param::new("state", Type::Str)
+            .default(D::Str("present"))
+            .choices(&["present", "absent"]),
+        Param::new("expected_votes", Type::Int).default(D::Int(1)),
+        Param::new("wait_for_all", Type::Bool),
+        Param::new("force", Type::Bool).default(D::Bool(false)),
+        Param::new("activate", Type::Bool).default(D::Bool(true)),
+        Param::new("activate_command", Type::List(protocol::Elem::Str)),
+        Param::new("verify", Type::Bool).default(D::Bool(true)),
+        Param::new("timeout", Type::Int).default(D::Int(30)),
+        Param::new("validate", Type::Bool).default(D::Bool(true)),
+        Param::new("backup", Type::Bool).default(D::Bool(false)),
+    ],
     mutually_exclusive: &[],
     required_if: &[],
 };
 
-fn logic(_ctx: &mut Ctx) -> Result<Outcome, Failure> {
-    Err(Failure::new("cman_two_node is not implemented yet"))
+/// Where pmxcfs keeps the cluster files (overridable for tests: PVE2NODE_PVE_DIR).
+const PVE_DIR: &str = "/etc/pve";
+/// The local copies pmxcfs writes (overridable for tests: PVE2NODE_COROSYNC_LOCAL,
+/// PVE2NODE_CLUSTER_LOCAL).
+const COROSYNC_LOCAL: &str = "/etc/corosync/corosync.conf";
+const CLUSTER_LOCAL: &str = "/etc/cluster/cluster.conf";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Corosync,
+    Cman,
+}
+
+impl Format {
+    fn name(self) -> &'static str {
+        match self {
+            Format::Corosync => "corosync",
+            Format::Cman => "cman",
+        }
+    }
+}
+
+/// What the user wants.
+#[derive(Debug, Clone, PartialEq)]
+struct Want {
+    present: bool,
+    expected_votes: i64,
+    wait_for_all: Option<bool>,
+    force: bool,
+}
+
+/// The result of planning: the new text and what to report.
+#[derive(Debug, Clone, PartialEq)]
+struct Plan {
+    text: String,
+    changed: bool,
+    version_before: u64,
+    version_after: u64,
+    nodes: usize,
+    warnings: Vec<String>,
+}
+
+/// Why a file cannot be edited. Each text completes "cannot edit FILE: …".
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+enum ConfError {
+    #[error("corosync syntax error at {0}; fix the file first")]
+    Syntax(SyntaxError),
+    #[error("{0}; fix the file first")]
+    Xml(XmlError),
+    #[error("{0}")]
+    Ambiguous(String),
+    #[error("it has no top-level `quorum {{ }}` section; add `quorum {{ provider: corosync_votequorum }}` first")]
+    NoQuorum,
+    #[error("line {0}: the quorum section has a `device` section (a QDevice); two_node and a quorum device exclude each other (corosync rejects the config), so remove the QDevice first (pvecm qdevice remove)")]
+    QuorumDevice(usize),
+    #[error("it has no <cman> element inside <cluster>; add `<cman/>` first")]
+    NoCman,
+    #[error("{0} is missing; the config version must be present to be bumped")]
+    NoVersion(&'static str),
+    #[error("line {line}: config_version `{value}` is not a whole number")]
+    BadVersion { line: usize, value: String },
+    #[error("it lists {0} nodes; two-node mode on three or more nodes invites split brain, so it is refused (set force: true to edit anyway)")]
+    TooManyNodes(usize),
+    #[error("internal check failed: the edited text {0}; nothing was written")]
+    Internal(String),
+}
+
+/// A byte-range replacement (an insertion when the range is empty).
+type Edit = (Range<usize>, String);
+
+/// Applies sorted, non-overlapping edits in one pass (linear time).
+fn splice(text: &str, mut edits: Vec<Edit>) -> String {
+    edits.sort_by_key(|(r, _)| r.start);
+    let extra: usize = edits.iter().map(|(_, s)| s.len()).sum();
+    let mut out = String::with_capacity(text.len() + extra);
+    let mut pos = 0;
+    for (r, s) in edits {
+        if r.start < pos || r.end > text.len() {
+            continue;
+        }
+        out.push_str(text.get(pos..r.start).unwrap_or(""));
+        out.push_str(&s);
+        pos = r.end;
+    }
+    out.push_str(text.get(pos..).unwrap_or(""));
+    out
+}
+
+fn detect(text: &str) -> Format {
+    if text
+        .trim_start_matches('\u{feff}')
+        .trim_start()
+        .starts_with('<')
+    {
+        Format::Cman
+    } else {
+        Format::Corosync
+    }
+}
+
+fn int_value(v: &str) -> Option<i64> {
+    v.trim().parse().ok()
+}
+
+fn parse_version(value: &str, line: usize) -> Result<u64, ConfError> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ConfError::BadVersion {
+            line,
+            value: value.to_string(),
+        });
+    }
+    value.parse().map_err(|_| ConfError::BadVersion {
+        line,
+        value: value.to_string(),
+    })
+}
+
+fn bump(v: u64, line: usize) -> Result<u64, ConfError> {
+    v.checked_add(1).ok_or(ConfError::BadVersion {
+        line,
+        value: v.to_string(),
+    })
+}
+
+/// The pure edit: from the current text to the wanted text.
+fn plan(text: &str, format: Format, want: &Want) -> Result<Plan, ConfError> {
+    match format {
+        Format::Corosync => plan_corosync(text, want),
+        Format::Cman => plan_cman(text, want),
+    }
+}
+
+const WFA_WARNING: &str = "two_node: 1 turns on wait_for_all because the quorum section does not set it: after both nodes have stopped, a lone node that boots will not become quorate until it has seen its peer once. If one node must be able to start alone, run this module with wait_for_all: false (writes `wait_for_all: 0` in the quorum section).";
+
+fn plan_corosync(text: &str, want: &Want) -> Result<Plan, ConfError> {
+    let conf = corosync_conf::parse(text).map_err(ConfError::Syntax)?;
+    conf.single_top("totem").map_err(ConfError::Ambiguous)?;
+    let quorum = conf
+        .single_top("quorum")
+        .map_err(ConfError::Ambiguous)?
+        .ok_or(ConfError::NoQuorum)?;
+    if let Some(dev) = conf.has_quorum_device() {
+        let line = conf.sections.get(dev).map(|s| s.open_line + 1).unwrap_or(0);
+        return Err(ConfError::QuorumDevice(line));
+    }
+    let versions = conf.config_versions(text);
+    let version = match versions.as_slice() {
+        [] => return Err(ConfError::NoVersion("totem.config_version")),
+        [one] => one,
+        [_, two, ..] => {
+            return Err(ConfError::Ambiguous(format!(
+                "line {}: totem.config_version is set more than once",
+                two.line + 1
+            )))
+        }
+    };
+    let vline = version.line + 1;
+    let before = parse_version(version.value, vline)?;
+    let nodes = conf.node_count();
+    if want.present && nodes > 2 && !want.force {
+        return Err(ConfError::TooManyNodes(nodes));
+    }
+
+    let mut edits: Vec<Edit> = Vec::new();
+    let single = |key: &str| -> Result<Option<corosync_conf::Entry>, ConfError> {
+        let e = conf.entries(text, quorum, key);
+        if let Some(second) = e.get(1) {
+            return Err(ConfError::Ambiguous(format!(
+                "line {}: quorum.{key} is set more than once",
+                second.line + 1
+            )));
+        }
+        Ok(e.into_iter().next())
+    };
+    let two = single("two_node")?;
+    let wfa = single("wait_for_all")?;
+    let mut inserts: Vec<(&str, String)> = Vec::new();
+    if want.present {
+        match &two {
+            Some(e) if int_value(e.value) == Some(1) => {}
+            Some(e) => edits.push((e.value_span.clone(), "1".into())),
+            None => inserts.push(("two_node", "1".into())),
+        }
+    } else if let Some(e) = &two {
+        if int_value(e.value) != Some(0) {
+            if let Some(l) = conf.lines.get(e.line) {
+                edits.push((l.span.start..l.eol.end, String::new()));
+            }
+        }
+    }
+    if let Some(w) = want.wait_for_all {
+        let v = if w { "1" } else { "0" };
+        match &wfa {
+            Some(e) if int_value(e.value) == Some(w as i64) => {}
+            Some(e) => edits.push((e.value_span.clone(), v.into())),
+            None => inserts.push(("wait_for_all", v.into())),
+        }
+    }
+    if !inserts.is_empty() {
+        let (at, indent, eol) = insertion_point(text, &conf, quorum, inserts[0].0);
+        for (k, v) in &inserts {
+            edits.push((at..at, format!("{indent}{k}: {v}{eol}")));
+        }
+    }
+    let mut warnings = Vec::new();
+    if want.present && wfa.is_none() && want.wait_for_all.is_none() {
+        warnings.push(WFA_WARNING.to_string());
+    }
+    let changed = !edits.is_empty();
+    let after = if changed {
+        bump(before, vline)?
+    } else {
+        before
+    };
+    if changed {
+        edits.push((version.value_span.clone(), after.to_string()));
+    }
+    let new = splice(text, edits);
+    if changed {
+        check_corosync(&new, want, after)?;
+        // pmxcfs takes the first `config_version: N` anywhere in the file (even in a comment).
+        let seen = corosync_conf::pmxcfs_config_version(&new);
+        if seen != Some(after) {
+            warnings.push(format!(
+                "pmxcfs reads the first `config_version: N` in the file, which is {} here, not totem's {after}; it may refuse to copy the file to /etc/corosync (remove the earlier match, e.g. in a comment)",
+                seen.map(|v| v.to_string()).unwrap_or_else(|| "none".into())
+            ));
+        }
+    }
+    Ok(Plan {
+        text: new,
+        changed,
+        version_before: before,
+        version_after: after,
+        nodes,
+        warnings,
+    })
+}
+
+/// Where a new `key: value` line goes in `section`: at its sorted place when the section's keys
+/// are sorted (the PVE 5+ writer), else after the last key, else right after `name {`. Returns
+/// the byte offset, the indentation and the line ending to use.
+fn insertion_point(
+    text: &str,
+    conf: &corosync_conf::Conf,
+    section: usize,
+    key: &str,
+) -> (usize, String, String) {
+    let children = conf.direct_children(section);
+    let open = conf.sections.get(section).map(|s| s.open_line).unwrap_or(0);
+    let close = conf
+        .sections
+        .get(section)
+        .map(|s| s.close_line)
+        .unwrap_or(0);
+    let keys: Vec<(usize, &str)> = children
+        .iter()
+        .filter_map(|&i| match conf.lines.get(i).map(|l| &l.kind) {
+            Some(Kind::KeyValue { key, .. }) => Some((i, text.get(key.clone()).unwrap_or(""))),
+            _ => None,
+        })
+        .collect();
+    let get = |i: usize| conf.lines.get(i);
+    let indent = match children.first().and_then(|&i| get(i)) {
+        Some(l) => text.get(l.indent.clone()).unwrap_or("").to_string(),
+        None => {
+            let base = get(close)
+                .and_then(|l| text.get(l.indent.clone()))
+                .unwrap_or("");
+            let unit = if text.contains("\n\t") { "\t" } else { "  " };
+            format!("{base}{unit}")
+        }
+    };
+    let eol_of = |i: usize| {
+        get(i)
+            .and_then(|l| text.get(l.eol.clone()))
+            .filter(|e| !e.is_empty())
+            .unwrap_or("\n")
+            .to_string()
+    };
+    let sorted = keys.windows(2).all(|w| w[0].1 <= w[1].1);
+    if sorted {
+        if let Some(&(i, _)) = keys.iter().find(|(_, k)| *k > key) {
+            let at = get(i).map(|l| l.span.start).unwrap_or(0);
+            return (at, indent, eol_of(i));
+        }
+    }
+    let after = keys.last().map(|&(i, _)| i).unwrap_or(open);
+    let at = get(after).map(|l| l.eol.end).unwrap_or(0);
+    (at, indent, eol_of(after))
+}
+
+/// Re-reads the new corosync text with the module's own parser and checks the intended state.
+fn check_corosync(new: &str, want: &Want, version: u64) -> Result<(), ConfError> {
+    let bad = |s: &str| ConfError::Internal(s.to_string());
+    let c = corosync_conf::parse(new)
+        .map_err(|e| ConfError::Internal(format!("does not parse ({e})")))?;
+    let v = c.config_versions(new);
+    if v.len() != 1 || v.first().map(|e| e.value.to_string()) != Some(version.to_string()) {
+        return Err(bad("does not carry the bumped config_version"));
+    }
+    let q = c.quorum().ok_or_else(|| bad("lost its quorum section"))?;
+    let two: Vec<_> = c.entries(new, q, "two_node");
+    let on = two.iter().any(|e| int_value(e.value) == Some(1));
+    if on != want.present || two.len() > 1 {
+        return Err(bad("does not have the wanted two_node setting"));
+    }
+    if let Some(w) = want.wait_for_all {
+        let e = c.entries(new, q, "wait_for_all");
+        if e.len() != 1 || e.first().and_then(|e| int_value(e.value)) != Some(w as i64) {
+            return Err(bad("does not have the wanted wait_for_all setting"));
+        }
+    }
+    Ok(())
+}
+
+fn plan_cman(text: &str, want: &Want) -> Result<Plan, ConfError> {
+    let c = cluster_conf::parse(text).map_err(ConfError::Xml)?;
+    let vattr = c
+        .cluster
+        .attr("config_version")
+        .ok_or(ConfError::NoVersion(
+            "the config_version attribute of <cluster>",
+        ))?;
+    let before = parse_version(&vattr.value, c.cluster.line)?;
+    let cman = match c.cman.as_slice() {
+        [] => return Err(ConfError::NoCman),
+        [one] => one,
+        [_, two, ..] => {
+            return Err(ConfError::Ambiguous(format!(
+                "line {}: <cman> appears more than once inside <cluster>",
+                two.line
+            )))
+        }
+    };
+    let nodes = c.nodes;
+    if want.present && nodes > 2 && !want.force {
+        return Err(ConfError::TooManyNodes(nodes));
+    }
+    let quote = cman.attrs.last().map(|a| a.quote).unwrap_or('"');
+    let mut edits: Vec<Edit> = Vec::new();
+    let set = |name: &str, value: &str, edits: &mut Vec<Edit>| match cman.attr(name) {
+        Some(a) if a.value == value => {}
+        Some(a) => edits.push((a.value_span.clone(), value.to_string())),
+        None => edits.push((
+            cman.insert_at..cman.insert_at,
+            format!(" {name}={quote}{value}{quote}"),
+        )),
+    };
+    if want.present {
+        set("two_node", "1", &mut edits);
+        set(
+            "expected_votes",
+            &want.expected_votes.to_string(),
+            &mut edits,
+        );
+    } else {
+        if let Some(a) = cman.attr("two_node") {
+            if a.value.trim() != "0" {
+                let bytes = text.as_bytes();
+                let mut start = a.span.start;
+                while start > 0
+                    && bytes
+                        .get(start - 1)
+                        .is_some_and(|b| b.is_ascii_whitespace())
+                {
+                    start -= 1;
+                }
+                edits.push((start..a.span.end, String::new()));
+            }
+        }
+        if let Some(a) = cman.attr("expected_votes") {
+            if nodes > 0 && a.value != nodes.to_string() {
+                edits.push((a.value_span.clone(), nodes.to_string()));
+            }
+        }
+    }
+    let changed = !edits.is_empty();
+    let after = if changed {
+        bump(before, c.cluster.line)?
+    } else {
+        before
+    };
+    if changed {
+        edits.push((vattr.value_span.clone(), after.to_string()));
+    }
+    let new = splice(text, edits);
+    if changed {
+        let bad = |s: &str| ConfError::Internal(s.to_string());
+        let n = cluster_conf::parse(&new)
+            .map_err(|e| ConfError::Internal(format!("does not parse ({e})")))?;
+        if n.cluster.attr("config_version").map(|a| a.value.clone()) != Some(after.to_string()) {
+            return Err(bad("does not carry the bumped config_version"));
+        }
+        let on = n
+            .cman
+            .first()
+            .and_then(|m| m.attr("two_node"))
+            .is_some_and(|a| a.value.trim() != "0");
+        if on != want.present {
+            return Err(bad("does not have the wanted two_node setting"));
+        }
+    }
+    let mut warnings = Vec::new();
+    if want.present && want.expected_votes != 1 {
+        warnings.push(format!(
+            "expected_votes is {} with two_node=\"1\"; cman's schema wants expected_votes=\"1\" in two-node mode",
+            want.expected_votes
+        ));
+    }
+    Ok(Plan {
+        text: new,
+        changed,
+        version_before: before,
+        version_after: after,
+        nodes,
+        warnings,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Edges: validation with corosync -t, writing, activation, verification.
+
+enum Validation {
+    Valid,
+    Invalid(String),
+    CannotValidate(String),
+}
+
+fn output_text(o: &run::Output) -> String {
+    let mut s = o.stdout.trim().to_string();
+    if !o.stderr.trim().is_empty() {
+        if !s.is_empty() {
+            s.push_str(" / ");
+        }
+        s.push_str(o.stderr.trim());
+    }
+    s
+}
+
+/// Runs `corosync -t -c` on `text` written to a private temp file (never inside /etc/pve).
+fn corosync_check(corosync: &Path, text: &str, tag: &str) -> Result<run::Output, String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = std::env::temp_dir().join(format!(
+        "pve2node-cman_two_node-{}-{tag}.conf",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!(
+            "cannot write {}: {}",
+            tmp.display(),
+            pve2node::io_reason(&e)
+        ));
+    }
+    let argv = vec![
+        corosync.display().to_string(),
+        "-t".into(),
+        "-c".into(),
+        tmp.display().to_string(),
+    ];
+    let r = run::run(&argv, Duration::from_secs(30));
+    let _ = std::fs::remove_file(&tmp);
+    r.map_err(|e| e.to_string())
+}
+
+/// corosync's own verdict on the new text. exit 0: valid. `parser error` / `Value of key` /
+/// `configuration error` (exit 8): the text is invalid. Anything else (missing authkey, local
+/// node not found, a name that does not resolve): the original text is checked the same way;
+/// if it fails too, this host cannot validate (warning), if it passes the edit broke it.
+fn validate_corosync(corosync: &Path, old: &str, new: &str) -> Validation {
+    let o = match corosync_check(corosync, new, "new") {
+        Ok(o) => o,
+        Err(e) => return Validation::CannotValidate(e),
+    };
+    if o.success() {
+        return Validation::Valid;
+    }
+    let msg = output_text(&o);
+    let invalid = ["parser error", "Value of key", "configuration error"];
+    if invalid.iter().any(|p| msg.contains(p)) {
+        return Validation::Invalid(msg);
+    }
+    match corosync_check(corosync, old, "old") {
+        Ok(o2) if o2.success() => Validation::Invalid(msg),
+        _ => Validation::CannotValidate(format!(
+            "the unchanged file fails the same way, {} ({})",
+            msg,
+            o.describe()
+        )),
+    }
+}
+
+fn env_path(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(default))
+}
+
+fn under(path: &Path, dir: &Path) -> bool {
+    path.starts_with(dir)
+}
+
+/// Waits (bounded) until pmxcfs has copied the new version to the local file.
+fn wait_for_copy(
+    local: &Path,
+    format: Format,
+    version: u64,
+    timeout: Duration,
+) -> Result<(), Option<u64>> {
+    let start = Instant::now();
+    let mut last = None;
+    loop {
+        if let Ok(t) = std::fs::read_to_string(local) {
+            last = match format {
+                Format::Corosync => corosync_conf::pmxcfs_config_version(&t),
+                Format::Cman => cluster_conf::parse(&t).ok().and_then(|c| {
+                    c.cluster
+                        .attr("config_version")
+                        .and_then(|a| a.value.parse().ok())
+                }),
+            };
+            if last.is_some_and(|v| v >= version) {
+                return Ok(());
+            }
+        }
+        if start.elapsed() >= timeout {
+            return Err(last);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The `Flags:` words of `corosync-quorumtool -s` / `cman_tool status` output.
+fn runtime_flags(out: &str) -> Option<Vec<String>> {
+    out.lines().find_map(|l| {
+        l.trim_start()
+            .strip_prefix("Flags:")
+            .map(|rest| rest.split_whitespace().map(str::to_string).collect())
+    })
+}
+
+struct Written<'a> {
+    path: &'a Path,
+    format: Format,
+    plan: &'a Plan,
+}
+
+impl Written<'_> {
+    /// A failure after the file was written: says so and keeps `changed: true`.
+    fn after_write(&self, what: String) -> Failure {
+        Failure::new(format!(
+            "{} was changed (config_version {} -> {}) but {what}",
+            self.path.display(),
+            self.plan.version_before,
+            self.plan.version_after
+        ))
+        .with("changed", true)
+        .with("format", self.format.name())
+        .with("config_version_before", self.plan.version_before)
+        .with("config_version_after", self.plan.version_after)
+        .with("nodes", self.plan.nodes)
+    }
+}
+
+fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
+    let p = &ctx.params;
+    let path = match p.str("path") {
+        Some(s) => PathBuf::from(s),
+        None => {
+            let c = Path::new(PVE_DIR).join("corosync.conf");
+            let x = Path::new(PVE_DIR).join("cluster.conf");
+            if c.exists() {
+                c
+            } else if x.exists() {
+                x
+            } else {
+                return Err(Failure::new(format!(
+                    "neither {} nor {} exists: is this node part of a cluster? Create the cluster first or set the path parameter",
+                    c.display(),
+                    x.display()
+                )));
+            }
+        }
+    };
+    let timeout_s = p.int("timeout").unwrap_or(30);
+    if timeout_s < 0 {
+        return Err(Failure::new("timeout must be 0 or more seconds"));
+    }
+    let timeout = Duration::from_secs(timeout_s as u64);
+    let expected_votes = p.int("expected_votes").unwrap_or(1);
+    if expected_votes < 1 {
+        return Err(Failure::new("expected_votes must be 1 or more"));
+    }
+    let want = Want {
+        present: p.str("state") != Some("absent"),
+        expected_votes,
+        wait_for_all: p.bool("wait_for_all"),
+        force: p.flag("force"),
+    };
+    let activate_command = p.list("activate_command");
+    let custom_activation = !activate_command.is_empty();
+    if p.is_set("activate_command") && activate_command.is_empty() {
+        return Err(Failure::new(
+            "activate_command must hold at least the program to run",
+        ));
+    }
+    let (activate, verify, validate, backup) = (
+        p.flag("activate"),
+        p.flag("verify"),
+        p.flag("validate"),
+        p.flag("backup"),
+    );
+
+    let before = edit::read_text(&path)?;
+    let format = match p.str("format") {
+        Some("corosync") => Format::Corosync,
+        Some("cman") => Format::Cman,
+        _ => detect(&before),
+    };
+    if format == Format::Cman && want.wait_for_all.is_some() {
+        ctx.warn("wait_for_all applies to corosync.conf only; it was ignored for cluster.conf");
+    }
+    let plan = plan(&before, format, &want).map_err(|e| {
+        Failure::new(format!("cannot edit {}: {e}", path.display())).with("format", format.name())
+    })?;
+    for w in &plan.warnings {
+        ctx.warn(w.clone());
+    }
+
+    if plan.changed && validate && format == Format::Corosync {
+        if let Some(corosync) = run::which("corosync") {
+            match validate_corosync(&corosync, &before, &plan.text) {
+                Validation::Valid => {}
+                Validation::Invalid(m) => {
+                    return Err(Failure::new(format!(
+                    "cannot edit {}: corosync -t rejects the edited text, nothing was written: {m}",
+                    path.display()
+                )))
+                }
+                Validation::CannotValidate(m) => ctx.warn(format!(
+                    "corosync -t cannot validate {} on this host, written without it: {m}",
+                    path.display()
+                )),
+            }
+        }
+    }
+
+    let target = edit::resolve(&path)?;
+    let pve_dir = env_path("PVE2NODE_PVE_DIR", PVE_DIR);
+    let in_pve = under(&target, &pve_dir);
+    let style = if in_pve {
+        TempStyle::DotNew
+    } else {
+        TempStyle::Hidden
+    };
+    let applied = edit::apply(&path, &before, &plan.text, ctx.check_mode, backup, style).map_err(
+        |e| {
+            let hint = if in_pve && e.to_string().contains("Permission denied") {
+                format!(
+                    "; {} is read-only while this node has no quorum (pvecm expected 1 lets a lone node write)",
+                    pve_dir.display()
+                )
+            } else {
+                String::new()
+            };
+            Failure::new(format!("{e}{hint}"))
+        },
+    )?;
+
+    let mut out = Outcome::new(
+        applied.changed,
+        if !applied.changed {
+            format!("{} is already in the wanted state", path.display())
+        } else if ctx.check_mode {
+            format!("{} would be changed (check mode)", path.display())
+        } else {
+            format!(
+                "{} changed, config_version {} -> {}",
+                path.display(),
+                plan.version_before,
+                plan.version_after
+            )
+        },
+    )
+    .with("format", format.name())
+    .with("path", path.display().to_string())
+    .with("config_version_before", plan.version_before)
+    .with("config_version_after", plan.version_after)
+    .with("nodes", plan.nodes)
+    .with("activated", Value::Null)
+    .with("runtime_flags", Value::Null);
+    if let Some(b) = &applied.backup_file {
+        out.set("backup_file", b.display().to_string());
+    }
+    if applied.changed {
+        out.diff = Some(edit::diff(&path, &before, &plan.text));
+    }
+    if !applied.changed || ctx.check_mode || !activate {
+        return Ok(out);
+    }
+
+    let c2 = Written {
+        path: &path,
+        format,
+        plan: &plan,
+    };
+    // Activation.
+    let argv: Vec<String> = if !activate_command.is_empty() {
+        activate_command
+    } else {
+        if in_pve {
+            let local = match format {
+                Format::Corosync => env_path("PVE2NODE_COROSYNC_LOCAL", COROSYNC_LOCAL),
+                Format::Cman => env_path("PVE2NODE_CLUSTER_LOCAL", CLUSTER_LOCAL),
+            };
+            if let Err(last) = wait_for_copy(&local, format, plan.version_after, timeout) {
+                let seen = last
+                    .map(|v| format!("version {v}"))
+                    .unwrap_or_else(|| "no readable version".into());
+                return Err(c2.after_write(format!(
+                    "{} still shows {seen} after {} s: pmxcfs did not copy it (is this node quorate, is pve-cluster running?), so the running cluster did not take it",
+                    local.display(),
+                    timeout.as_secs()
+                )));
+            }
+        }
+        match format {
+            Format::Corosync => vec!["corosync-cfgtool".into(), "-R".into()],
+            Format::Cman => vec![
+                "cman_tool".into(),
+                "version".into(),
+                "-r".into(),
+                "-S".into(),
+            ],
+        }
+    };
+    let run_timeout = timeout.max(Duration::from_secs(10));
+    let o = run::run(&argv, run_timeout)
+        .map_err(|e| c2.after_write(format!("activation failed: {e}; the file stays changed")))?;
+    out.set("activated", o.to_json());
+    let already = format == Format::Cman
+        && !custom_activation
+        && output_text(&o).contains("older or equal the running config");
+    if !o.success() && !already {
+        return Err(c2
+            .after_write(format!(
+                "activation `{}` {}: {}; the file stays changed",
+                o.cmdline(),
+                o.describe(),
+                output_text(&o)
+            ))
+            .with("activated", o.to_json()));
+    }
+    if !verify {
+        return Ok(out);
+    }
+
+    // Verification.
+    let (tool, flag): (Vec<String>, &str) = match format {
+        Format::Corosync => (vec!["corosync-quorumtool".into(), "-s".into()], "2Node"),
+        Format::Cman => (vec!["cman_tool".into(), "status".into()], "2node"),
+    };
+    let start = Instant::now();
+    let mut last: String;
+    loop {
+        let left = timeout
+            .saturating_sub(start.elapsed())
+            .max(Duration::from_secs(1));
+        match run::run(&tool, left.min(Duration::from_secs(10))) {
+            Ok(o) => match runtime_flags(&o.stdout) {
+                Some(flags) => {
+                    let shown = flags.iter().any(|f| f == flag);
+                    if shown == want.present {
+                        out.set("runtime_flags", json!(flags));
+                        return Ok(out);
+                    }
+                    last = format!("Flags: {}", flags.join(" "));
+                }
+                None => last = format!("{} {}: {}", o.cmdline(), o.describe(), output_text(&o)),
+            },
+            Err(e) => last = e.to_string(),
+        }
+        if start.elapsed() >= timeout {
+            let hint = if format == Format::Cman {
+                " (on PVE 3 a two_node change may need cman restarted on both nodes; unconfirmed, see activate_command)"
+            } else {
+                ""
+            };
+            return Err(c2
+                .after_write(format!(
+                    "the running cluster did not take it: `{}` did not {} the {flag} flag within {} s (last: {last}){hint}",
+                    tool.join(" "),
+                    if want.present { "show" } else { "drop" },
+                    timeout.as_secs()
+                ))
+                .with("activated", out.data.get("activated").cloned().unwrap_or(Value::Null)));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 fn main() {
     protocol::run(&SPEC, logic)
 }
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,583 @@
+//! Unit tests of the pure edit: byte-exact variants, refusals, and a property test over random
+//! mutations of the fixtures.
+use super::*;
+
+const PVE3: &str = include_str!("../../tests/fixtures/pve3/cluster.conf");
+const PVE3_TWO: &str = include_str!("../../tests/fixtures/pve3/cluster.conf.two-node");
+const PVE3_SINGLE: &str = include_str!("../../tests/fixtures/pve3/cluster.conf.single");
+const PVE4: &str = include_str!("../../tests/fixtures/pve4/corosync.conf");
+const PVE4_SINGLE: &str = include_str!("../../tests/fixtures/pve4/corosync.conf.single");
+const PVE5: &str = include_str!("../../tests/fixtures/pve5/corosync.conf");
+const PVE5_TWO: &str = include_str!("../../tests/fixtures/pve5/corosync.conf.two-node");
+const PVE8: &str = include_str!("../../tests/fixtures/pve8/corosync.conf");
+const PVE8_TWO: &str = include_str!("../../tests/fixtures/pve8/corosync.conf.two-node");
+const PVE8_V6: &str = include_str!("../../tests/fixtures/pve8/corosync.conf.ipv6");
+
+fn on() -> Want {
+    Want {
+        present: true,
+        expected_votes: 1,
+        wait_for_all: None,
+        force: false,
+    }
+}
+
+fn off() -> Want {
+    Want {
+        present: false,
+        ..on()
+    }
+}
+
+fn wfa(w: bool) -> Want {
+    Want {
+        wait_for_all: Some(w),
+        ..on()
+    }
+}
+
+fn edit(text: &str, want: &Want) -> String {
+    let f = detect(text);
+    let p = plan(text, f, want).unwrap_or_else(|e| panic!("{e} for {text:?}"));
+    // Idempotent: the output is already in the wanted state.
+    let again = plan(&p.text, f, want).unwrap();
+    assert!(!again.changed, "second run changes {:?}", p.text);
+    assert_eq!(again.text, p.text);
+    if p.changed {
+        assert_eq!(p.version_after, p.version_before + 1);
+    } else {
+        assert_eq!(p.version_after, p.version_before);
+        assert_eq!(p.text, text);
+    }
+    p.text
+}
+
+#[test]
+fn seed_fixtures_byte_for_byte() {
+    assert_eq!(edit(PVE3, &on()), PVE3_TWO);
+    assert_eq!(edit(PVE5, &on()), PVE5_TWO);
+    assert_eq!(edit(PVE8, &on()), PVE8_TWO);
+    let p = plan(PVE8, Format::Corosync, &on()).unwrap();
+    assert_eq!((p.version_before, p.version_after, p.nodes), (2, 3, 2));
+    assert_eq!(p.warnings, vec![WFA_WARNING.to_string()]);
+    let p = plan(PVE3, Format::Cman, &on()).unwrap();
+    assert_eq!((p.version_before, p.version_after, p.nodes), (2, 3, 2));
+    assert!(p.warnings.is_empty());
+}
+
+/// (name, input, want, expected output)
+fn variants() -> Vec<(&'static str, String, Want, String)> {
+    let q = |body: &str| PVE8.replace("quorum {\n  provider: corosync_votequorum\n}", body);
+    let q3 = |body: &str| {
+        PVE8.replace("config_version: 2", "config_version: 3")
+            .replace("quorum {\n  provider: corosync_votequorum\n}", body)
+    };
+    let crlf = |s: &str| s.replace('\n', "\r\n");
+    let x = |cman: &str, v: u32| {
+        format!("<?xml version=\"1.0\"?>\n<cluster name=\"lab\" config_version=\"{v}\">\n  {cman}\n  <clusternodes>\n  <clusternode name=\"alpha\" votes=\"1\" nodeid=\"1\"/>\n  <clusternode name=\"beta\" votes=\"1\" nodeid=\"2\"/></clusternodes>\n</cluster>\n")
+    };
+    vec![
+        ("cman empty element", x("<cman/>", 4), on(), x("<cman two_node=\"1\" expected_votes=\"1\"/>", 5)),
+        ("cman empty element with space", x("<cman />", 4), on(), x("<cman two_node=\"1\" expected_votes=\"1\" />", 5)),
+        ("cman closing tag", x("<cman keyfile=\"k\"></cman>", 4), on(), x("<cman keyfile=\"k\" two_node=\"1\" expected_votes=\"1\"></cman>", 5)),
+        ("cman two_node=0", x("<cman two_node=\"0\" expected_votes=\"1\"/>", 9), on(), x("<cman two_node=\"1\" expected_votes=\"1\"/>", 10)),
+        ("cman expected_votes=2 only", x("<cman expected_votes=\"2\" two_node=\"1\"/>", 9), on(), x("<cman expected_votes=\"1\" two_node=\"1\"/>", 10)),
+        ("cman single quotes", x("<cman keyfile='k'/>", 4).replace("config_version=\"4\"", "config_version='4'"), on(), x("<cman keyfile='k' two_node='1' expected_votes='1'/>", 5).replace("config_version=\"5\"", "config_version='5'")),
+        ("cman without XML declaration", x("<cman/>", 4).replacen("<?xml version=\"1.0\"?>\n", "", 1), on(), x("<cman two_node=\"1\" expected_votes=\"1\"/>", 5).replacen("<?xml version=\"1.0\"?>\n", "", 1)),
+        ("cman with encoding declaration", x("<cman/>", 4).replacen("<?xml version=\"1.0\"?>", "<?xml version='1.0' encoding='UTF-8'?>", 1), on(), x("<cman two_node=\"1\" expected_votes=\"1\"/>", 5).replacen("<?xml version=\"1.0\"?>", "<?xml version='1.0' encoding='UTF-8'?>", 1)),
+        ("cman BOM", format!("\u{feff}{}", x("<cman/>", 4)), on(), format!("\u{feff}{}", x("<cman two_node=\"1\" expected_votes=\"1\"/>", 5))),
+        ("cman CRLF", crlf(PVE3), on(), crlf(PVE3_TWO)),
+        ("cman comments", x("<!-- two_node here --><cman/><!-- <cman two_node=\"0\"/> -->", 4), on(), x("<!-- two_node here --><cman two_node=\"1\" expected_votes=\"1\"/><!-- <cman two_node=\"0\"/> -->", 5)),
+        ("cman multi-line tag", x("<cman\n    keyfile=\"k\"\n  >\n  </cman>", 4), on(), x("<cman\n    keyfile=\"k\" two_node=\"1\" expected_votes=\"1\"\n  >\n  </cman>", 5)),
+        ("cman absent", PVE3_TWO.to_string(), off(), PVE3.replace("config_version=\"2\"", "config_version=\"4\"").replace("authkey\">", "authkey\" expected_votes=\"2\">")),
+        ("cman absent multi-line", x("<cman\n    two_node=\"1\"\n    expected_votes=\"1\"/>", 4), off(), x("<cman\n    expected_votes=\"2\"/>", 5)),
+        ("cman absent already", PVE3.to_string(), off(), PVE3.to_string()),
+        ("cman single node", PVE3_SINGLE.to_string(), on(), PVE3_SINGLE.replace("config_version=\"1\"", "config_version=\"2\"").replace("authkey\">", "authkey\" two_node=\"1\" expected_votes=\"1\">")),
+        ("pve4 writer style", PVE4.to_string(), on(), PVE4.replace("config_version: 2", "config_version: 3").replace("  provider: corosync_votequorum\n", "  provider: corosync_votequorum\n  two_node: 1\n")),
+        ("pve4 create template", PVE4_SINGLE.to_string(), on(), PVE4_SINGLE.replace("config_version: 1", "config_version: 2").replace("  provider: corosync_votequorum\n", "  provider: corosync_votequorum\n  two_node: 1\n")),
+        ("ipv6", PVE8_V6.to_string(), on(), PVE8_V6.replace("config_version: 2", "config_version: 3").replace("  provider: corosync_votequorum\n", "  provider: corosync_votequorum\n  two_node: 1\n")),
+        ("corosync CRLF", crlf(PVE8), on(), crlf(PVE8_TWO)),
+        ("corosync comments and tabs", q("# quorum\nquorum {\n\t# votequorum\n\tprovider: corosync_votequorum   \n\n}"), on(), q3("# quorum\nquorum {\n\t# votequorum\n\tprovider: corosync_votequorum   \n\ttwo_node: 1\n\n}")),
+        ("two_node: 0 present", q("quorum {\n  provider: corosync_votequorum\n  two_node: 0\n}"), on(), q3("quorum {\n  provider: corosync_votequorum\n  two_node: 1\n}")),
+        ("empty quorum section", q("quorum {\n}"), on(), q3("quorum {\n  two_node: 1\n}")),
+        ("unsorted keys", q("quorum {\n  provider: corosync_votequorum\n  expected_votes: 2\n}"), on(), q3("quorum {\n  provider: corosync_votequorum\n  expected_votes: 2\n  two_node: 1\n}")),
+        ("sorted keys insert in place", q("quorum {\n  expected_votes: 2\n  provider: corosync_votequorum\n  wait_for_all: 0\n}"), on(), q3("quorum {\n  expected_votes: 2\n  provider: corosync_votequorum\n  two_node: 1\n  wait_for_all: 0\n}")),
+        ("wait_for_all false given", PVE8.to_string(), wfa(false), q3("quorum {\n  provider: corosync_votequorum\n  two_node: 1\n  wait_for_all: 0\n}")),
+        ("wait_for_all true replaces 0", q("quorum {\n  provider: corosync_votequorum\n  two_node: 1\n  wait_for_all: 0\n}"), wfa(true), q3("quorum {\n  provider: corosync_votequorum\n  two_node: 1\n  wait_for_all: 1\n}")),
+        ("corosync absent", PVE8_TWO.to_string(), off(), PVE8.replace("config_version: 2", "config_version: 4")),
+        ("corosync absent CRLF", crlf(PVE8_TWO), off(), crlf(&PVE8.replace("config_version: 2", "config_version: 4"))),
+        ("corosync absent already", PVE8.to_string(), off(), PVE8.to_string()),
+        ("corosync absent two_node 0 is off", q("quorum {\n  two_node: 0\n}"), off(), q("quorum {\n  two_node: 0\n}")),
+        ("no trailing newline", PVE8.trim_end().to_string(), on(), PVE8_TWO.trim_end().to_string()),
+    ]
+}
+
+#[test]
+fn variants_byte_for_byte() {
+    for (name, input, want, expected) in variants() {
+        let got = edit(&input, &want);
+        assert_eq!(got, expected, "variant `{name}`");
+    }
+}
+
+#[test]
+fn warning_only_when_wait_for_all_unset() {
+    let p = plan(PVE8, Format::Corosync, &wfa(false)).unwrap();
+    assert!(p.warnings.is_empty());
+    let t = PVE8.replace(
+        "  provider: corosync_votequorum\n",
+        "  provider: corosync_votequorum\n  wait_for_all: 1\n",
+    );
+    assert!(plan(&t, Format::Corosync, &on())
+        .unwrap()
+        .warnings
+        .is_empty());
+    let p = plan(PVE8_TWO, Format::Corosync, &on()).unwrap();
+    assert!(!p.changed);
+    assert_eq!(p.warnings.len(), 1);
+    assert!(p.warnings[0].contains("wait_for_all: false"));
+}
+
+/// (name, input, format, want, expected error text fragment)
+fn refusals() -> Vec<(&'static str, String, Format, Want, &'static str)> {
+    let three = PVE8.replace(
+        "  node {\n    name: beta",
+        "  node {\n    name: gamma\n    nodeid: 3\n    quorum_votes: 1\n    ring0_addr: 10.99.0.3\n  }\n  node {\n    name: beta",
+    );
+    let three_x = PVE3.replace(
+        "</clusternodes>",
+        "<clusternode name=\"gamma\" votes=\"1\" nodeid=\"3\"/></clusternodes>",
+    );
+    let c = Format::Corosync;
+    let m = Format::Cman;
+    vec![
+        (
+            "qdevice",
+            PVE8.replace(
+                "  provider: corosync_votequorum\n",
+                "  provider: corosync_votequorum\n  device {\n    model: net\n  }\n",
+            ),
+            c,
+            on(),
+            "line 23: the quorum section has a `device` section",
+        ),
+        (
+            "missing brace",
+            PVE8.replacen("}\n", "\n", 1),
+            c,
+            on(),
+            "missing closing brace",
+        ),
+        (
+            "garbage line",
+            PVE8.replace("  secauth: on\n", "  secauth on\n"),
+            c,
+            on(),
+            "line 33: cannot read `secauth on`",
+        ),
+        (
+            "no quorum",
+            PVE8.replace("quorum {\n  provider: corosync_votequorum\n}\n", ""),
+            c,
+            on(),
+            "no top-level `quorum { }` section",
+        ),
+        (
+            "no version",
+            PVE8.replace("  config_version: 2\n", ""),
+            c,
+            on(),
+            "totem.config_version is missing",
+        ),
+        (
+            "bad version",
+            PVE8.replace("config_version: 2", "config_version: abc"),
+            c,
+            on(),
+            "line 27: config_version `abc` is not a whole number",
+        ),
+        (
+            "negative version",
+            PVE8.replace("config_version: 2", "config_version: -1"),
+            c,
+            on(),
+            "is not a whole number",
+        ),
+        (
+            "huge version",
+            PVE8.replace("config_version: 2", "config_version: 18446744073709551615"),
+            c,
+            on(),
+            "is not a whole number",
+        ),
+        (
+            "two versions",
+            PVE8.replace(
+                "  config_version: 2\n",
+                "  config_version: 2\n  config_version: 3\n",
+            ),
+            c,
+            on(),
+            "set more than once",
+        ),
+        (
+            "two quorum sections",
+            format!("{PVE8}quorum {{\n}}\n"),
+            c,
+            on(),
+            "section `quorum` appears more than once",
+        ),
+        ("three nodes", three, c, on(), "it lists 3 nodes"),
+        (
+            "xml malformed",
+            PVE3.replace("</cman>", "</cmann>"),
+            m,
+            on(),
+            "line 5: malformed XML",
+        ),
+        (
+            "xml unclosed",
+            PVE3.replace("</cluster>\n", ""),
+            m,
+            on(),
+            "malformed XML",
+        ),
+        (
+            "no cman",
+            PVE3.replace(
+                "  <cman keyfile=\"/var/lib/pve-cluster/corosync.authkey\">\n  </cman>\n",
+                "",
+            ),
+            m,
+            on(),
+            "no <cman> element",
+        ),
+        (
+            "two cman",
+            PVE3.replace("  </cman>\n", "  </cman>\n<cman/>"),
+            m,
+            on(),
+            "<cman> appears more than once",
+        ),
+        (
+            "xml no version",
+            PVE3.replace(" config_version=\"2\"", ""),
+            m,
+            on(),
+            "config_version attribute of <cluster> is missing",
+        ),
+        (
+            "xml bad version",
+            PVE3.replace("config_version=\"2\"", "config_version=\"2a\""),
+            m,
+            on(),
+            "line 2: config_version `2a`",
+        ),
+        ("xml three nodes", three_x, m, on(), "it lists 3 nodes"),
+        (
+            "not cluster root",
+            "<foo/>".into(),
+            m,
+            on(),
+            "the root element is <foo>",
+        ),
+        (
+            "corosync read as xml",
+            PVE8.to_string(),
+            m,
+            on(),
+            "malformed XML",
+        ),
+    ]
+}
+
+#[test]
+fn refusals_name_the_problem() {
+    for (name, input, format, want, frag) in refusals() {
+        match plan(&input, format, &want) {
+            Ok(p) => panic!("variant `{name}` was accepted: {:?}", p.text),
+            Err(e) => assert!(e.to_string().contains(frag), "variant `{name}`: {e}"),
+        }
+    }
+}
+
+#[test]
+fn force_allows_three_nodes_and_absent_never_needs_it() {
+    let three_x = PVE3.replace(
+        "</clusternodes>",
+        "<clusternode name=\"gamma\" votes=\"1\" nodeid=\"3\"/></clusternodes>",
+    );
+    let forced = Want {
+        force: true,
+        ..on()
+    };
+    let p = plan(&three_x, Format::Cman, &forced).unwrap();
+    assert_eq!(p.nodes, 3);
+    assert!(p.changed);
+    let p = plan(&three_x, Format::Cman, &off()).unwrap();
+    assert!(!p.changed);
+}
+
+#[test]
+fn splice_is_ordered_and_linear() {
+    assert_eq!(
+        splice(
+            "abcdef",
+            vec![(4..5, "X".into()), (1..1, "+".into()), (1..1, "-".into())]
+        ),
+        "a+-bcdXf"
+    );
+    assert_eq!(splice("abc", vec![]), "abc");
+}
+
+// ---- property test --------------------------------------------------------------------------
+
+struct XorShift(u64);
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+}
+
+const PIECES: &[&str] = &[
+    "{",
+    "}",
+    "\n",
+    "\r\n",
+    ":",
+    " ",
+    "\t",
+    "#",
+    "<",
+    ">",
+    "/>",
+    "\"",
+    "'",
+    "=",
+    "two_node",
+    "two_node: 1",
+    "two_node: 0",
+    "quorum {",
+    "device {",
+    "config_version",
+    "config_version: 9",
+    "<cman/>",
+    "<cman>",
+    "</cman>",
+    "two_node=\"0\"",
+    "<clusternode/>",
+    "node {\n}\n",
+    "\u{feff}",
+    "é",
+    "&amp;",
+    "<!--",
+    "-->",
+    "<?xml version=\"1.0\"?>",
+    "wait_for_all: 1",
+    "expected_votes=\"3\"",
+];
+
+fn mutate(rng: &mut XorShift, base: &str) -> String {
+    let mut s = base.to_string();
+    for _ in 0..1 + rng.below(3) {
+        let mut at = rng.below(s.len() + 1);
+        while !s.is_char_boundary(at) {
+            at -= 1;
+        }
+        match rng.below(3) {
+            0 => {
+                let piece = PIECES[rng.below(PIECES.len())];
+                s.insert_str(at, piece);
+            }
+            1 => {
+                let mut end = (at + 1 + rng.below(12)).min(s.len());
+                while !s.is_char_boundary(end) {
+                    end += 1;
+                }
+                s.replace_range(at..end, "");
+            }
+            _ => {
+                let mut end = (at + rng.below(6)).min(s.len());
+                while !s.is_char_boundary(end) {
+                    end += 1;
+                }
+                let piece = PIECES[rng.below(PIECES.len())];
+                s.replace_range(at..end, piece);
+            }
+        }
+    }
+    s
+}
+
+/// Lines (with endings) of `a` not in `b` and vice versa, as multisets, by a common
+/// prefix/suffix trim: the differing middle of both.
+fn middle<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
+    let pre = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    let suf = a[pre..]
+        .bytes()
+        .rev()
+        .zip(b[pre..].bytes().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    (&a[pre..a.len() - suf], &b[pre..b.len() - suf])
+}
+
+fn check_property(input: &str, format: Format, want: &Want) {
+    let Ok(p) = plan(input, format, want) else {
+        return; // refused: the module writes nothing (checked at the binary level)
+    };
+    if !p.changed {
+        assert_eq!(p.text, input);
+        return;
+    }
+    // The output re-parses, carries version +1 and the wanted state, and is stable.
+    let again = plan(&p.text, format, want)
+        .unwrap_or_else(|e| panic!("output does not re-parse: {e}\n{:?}", p.text));
+    assert!(!again.changed, "not idempotent: {:?}", p.text);
+    assert_eq!(again.version_before, p.version_before + 1);
+    // Only the intended places differ: remove every intended change from both texts and
+    // they must be equal.
+    // Only the intended places differ: drop quorum.two_node / quorum.wait_for_all lines and
+    // blank out the config_version value in both texts; what is left must be equal.
+    let strip = |s: &str| -> String {
+        let c = corosync_conf::parse(s).unwrap();
+        let q = c.quorum();
+        let v = c.config_versions(s);
+        let mut out = String::new();
+        for l in &c.lines {
+            if let Kind::KeyValue {
+                section,
+                key,
+                value,
+            } = &l.kind
+            {
+                let k = &s[key.clone()];
+                if *section == q && (k == "two_node" || k == "wait_for_all") {
+                    continue;
+                }
+                if v.first().is_some_and(|e| e.value_span == *value) {
+                    out.push_str(&s[l.span.start..value.start]);
+                    out.push('V');
+                    out.push_str(&s[value.end..l.eol.end]);
+                    continue;
+                }
+            }
+            out.push_str(&s[l.span.start..l.eol.end]);
+        }
+        out
+    };
+    match format {
+        Format::Corosync => {
+            let (a, b) = middle(input, &p.text);
+            assert!(
+                strip(input) == strip(&p.text),
+                "unintended change: {a:?} -> {b:?}\ninput {input:?}"
+            );
+        }
+        Format::Cman => {
+            // Outside the <cluster> and <cman> start tags nothing changed; inside them only
+            // config_version, two_node and expected_votes.
+            let c = cluster_conf::parse(input).unwrap();
+            let n = cluster_conf::parse(&p.text).unwrap();
+            let (ci, ni) = (&c.cman[0], &n.cman[0]);
+            assert_eq!(
+                input[..c.cluster.span.start],
+                p.text[..n.cluster.span.start]
+            );
+            assert_eq!(
+                input[c.cluster.span.end..ci.span.start],
+                p.text[n.cluster.span.end..ni.span.start]
+            );
+            assert_eq!(input[ci.span.end..], p.text[ni.span.end..]);
+            let others = |t: &cluster_conf::Tag| -> Vec<(String, String)> {
+                t.attrs
+                    .iter()
+                    .filter(|a| {
+                        !["config_version", "two_node", "expected_votes"].contains(&a.name.as_str())
+                    })
+                    .map(|a| (a.name.clone(), a.value.clone()))
+                    .collect()
+            };
+            assert_eq!(others(&c.cluster), others(&n.cluster));
+            assert_eq!(others(ci), others(ni));
+        }
+    }
+}
+
+#[test]
+fn property_random_mutations() {
+    let seed = std::env::var("PVE2NODE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x9e3779b97f4a7c15u64);
+    let mut rng = XorShift(seed);
+    let bases = [
+        PVE3,
+        PVE3_TWO,
+        PVE3_SINGLE,
+        PVE4,
+        PVE4_SINGLE,
+        PVE5,
+        PVE5_TWO,
+        PVE8,
+        PVE8_TWO,
+        PVE8_V6,
+    ];
+    let wants = [
+        on(),
+        off(),
+        wfa(false),
+        wfa(true),
+        Want {
+            force: true,
+            ..on()
+        },
+    ];
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..6000 {
+        let base = bases[rng.below(bases.len())];
+        let input = mutate(&mut rng, base);
+        let want = &wants[rng.below(wants.len())];
+        for format in [Format::Corosync, Format::Cman] {
+            match plan(&input, format, want) {
+                Ok(_) => accepted += 1,
+                Err(_) => refused += 1,
+            }
+            check_property(&input, format, want);
+        }
+    }
+    // Both outcomes must actually be exercised.
+    assert!(
+        accepted > 1000 && refused > 1000,
+        "accepted {accepted}, refused {refused}"
+    );
+}
+
+#[test]
+fn warns_when_pmxcfs_would_read_another_version() {
+    let t = format!("# config_version: 1 was the first\n{PVE8}");
+    let p = plan(&t, Format::Corosync, &wfa(false)).unwrap();
+    assert_eq!(p.version_after, 3);
+    assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+    assert!(
+        p.warnings[0].contains("which is 1 here, not totem's 3"),
+        "{:?}",
+        p.warnings
+    );
+    assert!(plan(PVE8, Format::Corosync, &wfa(false))
+        .unwrap()
+        .warnings
+        .is_empty());
+}
