@@ -60,6 +60,8 @@ pub enum HostsError {
     LocalhostName { param: &'static str, name: String },
     #[error("{0} is not a regular file; point the path parameter at the hosts file")]
     NotRegular(String),
+    #[error("{0} does not exist; hosts_pin edits an existing hosts file and does not create one, check the path parameter")]
+    Missing(String),
     #[error(transparent)]
     File(#[from] EditError),
 }
@@ -483,7 +485,10 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
             return Err(HostsError::NotRegular(path_text).into());
         }
     }
-    let before = edit::read_text(path)?;
+    let before = edit::read_text(path).map_err(|e| match e {
+        EditError::NotFound(p) => HostsError::Missing(p),
+        other => HostsError::File(other),
+    })?;
     let plan = plan(&before, &p)?;
     let applied = edit::apply(
         path,
