@@ -462,7 +462,7 @@ fn generated_files_are_pinned_idempotently_and_keep_unrelated_lines() {
     for _ in 0..3000 {
         let mut text = String::new();
         for _ in 0..(rng.next() % 7) {
-            if rng.next() % 3 == 0 {
+            if rng.next().is_multiple_of(3) {
                 text.push_str(rng.pick(&seps));
             }
             text.push_str(rng.pick(&addrs));
@@ -472,18 +472,18 @@ fn generated_files_are_pinned_idempotently_and_keep_unrelated_lines() {
             }
             text.push_str(rng.pick(&ends));
         }
-        if rng.next() % 4 == 0 {
+        if rng.next().is_multiple_of(4) {
             text.pop();
         }
         let mut p = pin(
             "tartanpion",
             rng.pick(&["172.16.0.1", "2001:db8::1", "87.37.23.91"]),
         );
-        p.exclusive = rng.next() % 3 != 0;
-        if rng.next() % 3 == 0 {
+        p.exclusive = !rng.next().is_multiple_of(3);
+        if rng.next().is_multiple_of(3) {
             p.aliases = vec!["tp".into()];
         }
-        if rng.next() % 5 == 0 {
+        if rng.next().is_multiple_of(5) {
             p.state = State::Absent;
         }
         let pl = run(&text, &p);
