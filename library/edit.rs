@@ -170,6 +170,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], style: TempStyle) -> Result<(), E
     }
     if let Err(e) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);
+        // A target that is itself a mount point (a bind-mounted /etc/hosts, as in containers
+        // and the lab's nodes) cannot be renamed over (EBUSY): write it in place instead.
+        if e.raw_os_error() == Some(libc::EBUSY) {
+            return write_in_place(path, bytes).map_err(werr);
+        }
         return Err(werr(format!("rename from {}: {}", show(&tmp), io_reason(&e))));
     }
     // Directory fsync is unsupported on some FUSE filesystems; the rename already happened.
@@ -177,6 +182,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8], style: TempStyle) -> Result<(), E
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Truncates and rewrites `path` in place (same inode, so mode and owner stay), then fsyncs.
+/// Not atomic: only for targets that cannot be replaced by a rename.
+fn write_in_place(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| format!("in place (it is a mount point): {}", io_reason(&e)))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| format!("in place (it is a mount point): {}", io_reason(&e)))
 }
 
 /// The outcome of [`apply`].

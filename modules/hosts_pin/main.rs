@@ -1,17 +1,533 @@
-//! hosts_pin: not implemented yet.
-use pve2node::protocol::{self, Ctx, Failure, Outcome, Spec};
+//! hosts_pin: pins a host name (and aliases) to one address in /etc/hosts, so the node name
+//! resolves, through the resolver's own reading of the file, to the address the cluster must
+//! use, and never to a loopback address.
+//!
+//! The whole edit is the pure function [`plan`] from (current text, parameters) to the new text
+//! and what changed; `logic` only reads the file, calls it and hands the result to `edit`.
+
+use pve2node::edit::{self, EditError, TempStyle};
+use pve2node::hosts::{self, Field, Line, NameError};
+use pve2node::protocol::{
+    self, Ctx, Default, Elem, Failure, Outcome, Param, RequiredIf, Spec, Type,
+};
+use serde_json::Value;
+use std::net::IpAddr;
+use std::path::Path;
 
 const SPEC: Spec = Spec {
     module: "hosts_pin",
-    params: &[],
+    params: &[
+        Param::new("path", Type::Path).default(Default::Str("/etc/hosts")),
+        Param::new("hostname", Type::Str)
+            .required()
+            .aliases(&["name"]),
+        Param::new("ip", Type::Str),
+        Param::new("aliases", Type::List(Elem::Str)).default(Default::List(&[])),
+        Param::new("exclusive", Type::Bool).default(Default::Bool(true)),
+        Param::new("state", Type::Str)
+            .default(Default::Str("present"))
+            .choices(&["present", "absent"]),
+        Param::new("backup", Type::Bool).default(Default::Bool(false)),
+    ],
     mutually_exclusive: &[],
-    required_if: &[],
+    required_if: &[RequiredIf {
+        param: "state",
+        value: "present",
+        requires: &["ip"],
+    }],
 };
 
-fn logic(_ctx: &mut Ctx) -> Result<Outcome, Failure> {
-    Err(Failure::new("hosts_pin is not implemented yet"))
+/// Everything that can make hosts_pin refuse; the file is never changed when one occurs.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum HostsError {
+    #[error(
+        "ip '{0}' is not a valid IPv4 or IPv6 address; give one such as 172.16.0.1 or 2001:db8::1"
+    )]
+    InvalidIp(String),
+    #[error("ip '{0}' is a loopback address; pin the name to the node's own network address (Proxmox refuses to start the cluster filesystem when the node name resolves to a loopback address)")]
+    LoopbackIp(String),
+    #[error("ip '{0}' is the unspecified address; pin the name to the node's own network address")]
+    UnspecifiedIp(String),
+    #[error("ip is required when state is present")]
+    MissingIp,
+    #[error("{param} '{name}' is not a valid host name (RFC 1123): {why}")]
+    InvalidName {
+        param: &'static str,
+        name: String,
+        why: NameError,
+    },
+    #[error("{param} '{name}' is a loopback name that belongs to the localhost lines; refusing to pin or remove it, give the node's own name")]
+    LocalhostName { param: &'static str, name: String },
+    #[error("{0} is not a regular file; point the path parameter at the hosts file")]
+    NotRegular(String),
+    #[error("{0} does not exist; hosts_pin edits an existing hosts file and does not create one, check the path parameter")]
+    Missing(String),
+    #[error(transparent)]
+    File(#[from] EditError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Present,
+    Absent,
+}
+
+/// The module's parameters, typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    pub hostname: String,
+    pub ip: Option<String>,
+    pub aliases: Vec<String>,
+    pub exclusive: bool,
+    pub state: State,
+}
+
+impl Params {
+    fn from_ctx(p: &protocol::Params) -> Params {
+        Params {
+            hostname: p.str_or_empty("hostname").to_string(),
+            ip: p.str("ip").map(str::to_string),
+            aliases: p.list("aliases"),
+            exclusive: p.bool("exclusive").unwrap_or(true),
+            state: if p.str("state") == Some("absent") {
+                State::Absent
+            } else {
+                State::Present
+            },
+        }
+    }
+}
+
+/// Validated parameters: the names (hostname first, duplicates dropped) and the address.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wanted {
+    pub names: Vec<String>,
+    /// `(parsed, text as given)`; `None` for `state: absent`.
+    pub ip: Option<(IpAddr, String)>,
+}
+
+fn check_name(param: &'static str, name: &str) -> Result<(), HostsError> {
+    hosts::validate_hostname(name).map_err(|why| HostsError::InvalidName {
+        param,
+        name: name.to_string(),
+        why,
+    })?;
+    if hosts::is_localhost_name(name) {
+        return Err(HostsError::LocalhostName {
+            param,
+            name: name.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks the parameters, before the file is even read.
+pub fn check(p: &Params) -> Result<Wanted, HostsError> {
+    check_name("hostname", &p.hostname)?;
+    let mut names = vec![p.hostname.clone()];
+    for a in &p.aliases {
+        check_name("aliases item", a)?;
+        if !names.iter().any(|n| n.eq_ignore_ascii_case(a)) {
+            names.push(a.clone());
+        }
+    }
+    let ip = match (&p.ip, p.state) {
+        (Some(text), _) => {
+            let ip = hosts::parse_ip(text).ok_or_else(|| HostsError::InvalidIp(text.clone()))?;
+            if hosts::is_loopback(ip) {
+                return Err(HostsError::LoopbackIp(text.clone()));
+            }
+            if ip.is_unspecified() {
+                return Err(HostsError::UnspecifiedIp(text.clone()));
+            }
+            Some((ip, text.clone()))
+        }
+        (None, State::Present) => return Err(HostsError::MissingIp),
+        (None, State::Absent) => None,
+    };
+    // With state=absent the address is validated (bad input is refused) but not used.
+    let ip = if p.state == State::Absent { None } else { ip };
+    Ok(Wanted { names, ip })
+}
+
+/// Where the names went (state=present).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placement {
+    /// Every name was already on a line for the address.
+    Already,
+    /// Names added to this existing line (its original text).
+    AddedTo(String),
+    /// This line was appended.
+    Appended(String),
+    /// state=absent.
+    None,
+}
+
+/// The result of [`plan`]: the new text and what changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub after: String,
+    pub names: Vec<String>,
+    /// Names that were missing on the address's lines and are added.
+    pub added: Vec<String>,
+    pub placement: Placement,
+    /// The original lines (without line ending) the names were taken from.
+    pub removed_from: Vec<String>,
+    /// How many of those were left without any name and dropped.
+    pub dropped: usize,
+    /// What `hostname` resolves to through the new text.
+    pub resolves_to: Option<IpAddr>,
+    pub warnings: Vec<String>,
+}
+
+fn mode<T: PartialEq + Copy>(items: impl Iterator<Item = T>) -> Option<T> {
+    // The most frequent item; a tie goes to the one seen last (the newest style in the file).
+    let mut counts: Vec<(T, usize, usize)> = Vec::new();
+    for (i, it) in items.enumerate() {
+        match counts.iter_mut().find(|(x, _, _)| *x == it) {
+            Some(entry) => {
+                entry.1 += 1;
+                entry.2 = i;
+            }
+            None => counts.push((it, 1, i)),
+        }
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(_, c, last)| (*c, *last))
+        .map(|(x, _, _)| x)
+}
+
+/// The lines whose style a new line or name should follow: entries with names, of the same
+/// address family as `ip` when there are some, else all entries.
+fn style_refs<'l, 'a>(lines: &'l [Line<'a>], ip: IpAddr) -> Vec<&'l Line<'a>> {
+    let entries: Vec<&Line> = lines
+        .iter()
+        .filter(|l| l.is_entry() && !l.names.is_empty())
+        .collect();
+    let same: Vec<&Line> = entries
+        .iter()
+        .copied()
+        .filter(|l| l.ip().map(|i| i.is_ipv4()) == Some(ip.is_ipv4()))
+        .collect();
+    if same.is_empty() {
+        entries
+    } else {
+        same
+    }
+}
+
+/// The separator between the address and the first name of a line starting at `start`
+/// (the column just after the address), in the file's own style: tabs if most lines use a tab
+/// (as many as needed to reach the usual column), spaces padded to the column names are
+/// aligned on if the file aligns them, else the file's usual separator; one space by default.
+fn first_separator(refs: &[&Line], start: usize) -> String {
+    if refs.is_empty() {
+        return " ".to_string();
+    }
+    let tabbed: Vec<&&Line> = refs
+        .iter()
+        .filter(|l| l.names.first().is_some_and(|f| f.sep.contains('\t')))
+        .collect();
+    if tabbed.len() * 2 > refs.len() {
+        let target = mode(tabbed.iter().filter_map(|l| l.name_column())).unwrap_or(0);
+        let mut sep = String::from("\t");
+        let mut col = hosts::advance(start, "\t");
+        while col < target {
+            sep.push('\t');
+            col = hosts::advance(col, "\t");
+        }
+        return sep;
+    }
+    let spaced: Vec<&&Line> = refs
+        .iter()
+        .filter(|l| l.names.first().is_some_and(|f| !f.sep.contains('\t')))
+        .collect();
+    // A column counts as an alignment when two lines share it or a line was padded to it.
+    let cols: Vec<usize> = spaced.iter().filter_map(|l| l.name_column()).collect();
+    let aligned = mode(
+        spaced
+            .iter()
+            .filter_map(|l| l.name_column().map(|c| (c, l)))
+            .filter(|(c, l)| {
+                cols.iter().filter(|x| *x == c).count() >= 2
+                    || l.names.first().is_some_and(|f| f.sep.len() >= 2)
+            })
+            .map(|(c, _)| c),
+    );
+    if let Some(col) = aligned {
+        return " ".repeat(col.saturating_sub(start).max(1));
+    }
+    mode(spaced.iter().filter_map(|l| l.names.first().map(|f| f.sep)))
+        .unwrap_or(" ")
+        .to_string()
+}
+
+/// The separator between two names: the file's most usual one, one space by default.
+fn name_separator<'a>(refs: &[&Line<'a>]) -> &'a str {
+    mode(
+        refs.iter()
+            .flat_map(|l| l.names.iter().skip(1))
+            .map(|f| f.sep),
+    )
+    .unwrap_or(" ")
+}
+
+/// The line ending to use for a new line: the one of the last line that has one.
+fn line_ending<'a>(lines: &[Line<'a>]) -> &'a str {
+    lines
+        .iter()
+        .rev()
+        .map(|l| l.eol)
+        .find(|e| !e.is_empty())
+        .unwrap_or("\n")
+}
+
+/// The whole edit, as a pure function of the current text and the parameters.
+pub fn plan(text: &str, p: &Params) -> Result<Plan, HostsError> {
+    let want = check(p)?;
+    let names: Vec<&str> = want.names.iter().map(String::as_str).collect();
+    let lines = hosts::parse(text);
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut removed_from = Vec::new();
+    let mut dropped = 0;
+    let mut added: Vec<String> = Vec::new();
+    let mut placement = Placement::None;
+
+    let names_it = |l: &Line| names.iter().any(|n| l.has_name(n));
+    // Take the names out of a line; false when nothing is left and the line is dropped.
+    let mut take = |l: &Line, out: &mut String| {
+        removed_from.push(l.text().to_string());
+        let rest = l.names_without(&names);
+        if rest.is_empty() {
+            dropped += 1;
+        } else {
+            out.push_str(&l.render_with(&rest));
+        }
+    };
+
+    match &want.ip {
+        None => {
+            for l in &lines {
+                if l.is_entry() && names_it(l) {
+                    take(l, &mut out);
+                } else {
+                    out.push_str(l.raw);
+                }
+            }
+        }
+        Some((ip, ip_text)) => {
+            let ip = *ip;
+            let for_ip = |l: &Line| l.ip() == Some(ip);
+            let missing: Vec<&str> = names
+                .iter()
+                .copied()
+                .filter(|n| !lines.iter().any(|l| for_ip(l) && l.has_name(n)))
+                .collect();
+            let target = if missing.is_empty() {
+                None
+            } else {
+                lines.iter().position(for_ip)
+            };
+            let refs = style_refs(&lines, ip);
+            for (i, l) in lines.iter().enumerate() {
+                if Some(i) == target {
+                    let mut fields = l.names.clone();
+                    let first_sep = if l.names.is_empty() {
+                        let start = hosts::advance(hosts::advance(0, l.leading), l.addr);
+                        first_separator(&refs, start)
+                    } else {
+                        String::new()
+                    };
+                    let sep_between = if l.names.len() >= 2 {
+                        l.names.last().map(|f| f.sep).unwrap_or(" ")
+                    } else {
+                        name_separator(&refs)
+                    };
+                    for (k, n) in missing.iter().enumerate() {
+                        let sep = if l.names.is_empty() && k == 0 {
+                            first_sep.as_str()
+                        } else {
+                            sep_between
+                        };
+                        fields.push(Field { sep, name: n });
+                    }
+                    out.push_str(&l.render_with(&fields));
+                    placement = Placement::AddedTo(l.text().to_string());
+                } else if p.exclusive && l.is_entry() && !for_ip(l) && names_it(l) {
+                    take(l, &mut out);
+                } else {
+                    out.push_str(l.raw);
+                }
+            }
+            if !missing.is_empty() && target.is_none() {
+                let eol = line_ending(&lines);
+                if !out.is_empty() && !out.ends_with('\n') {
+                    out.push_str(eol);
+                }
+                let mut new_line = ip_text.clone();
+                new_line.push_str(&first_separator(&refs, hosts::advance(0, ip_text)));
+                new_line.push_str(&missing.join(name_separator(&refs)));
+                out.push_str(&new_line);
+                if text.is_empty() || text.ends_with('\n') {
+                    out.push_str(eol);
+                }
+                placement = Placement::Appended(new_line);
+            }
+            added = missing.iter().map(|s| s.to_string()).collect();
+            if matches!(placement, Placement::None) {
+                placement = Placement::Already;
+            }
+        }
+    }
+
+    let resolves_to = hosts::lookup(&out, &p.hostname);
+    let mut warnings = Vec::new();
+    if let Some((ip, _)) = &want.ip {
+        for n in &want.names {
+            let got = hosts::lookup(&out, n);
+            if got != Some(*ip) {
+                let got_text = got.map_or("nothing".to_string(), |g| g.to_string());
+                let mut w = format!(
+                    "{n} resolves to {got_text}, not {ip}, through the hosts file: an earlier line names it (exclusive is false)"
+                );
+                if got.is_some_and(hosts::is_loopback) {
+                    w.push_str("; a node name resolving to a loopback address keeps the Proxmox cluster filesystem from starting");
+                }
+                warnings.push(w);
+            }
+        }
+    }
+    Ok(Plan {
+        after: out,
+        names: want.names,
+        added,
+        placement,
+        removed_from,
+        dropped,
+        resolves_to,
+        warnings,
+    })
+}
+
+fn lines_word(n: usize) -> &'static str {
+    if n == 1 {
+        "line"
+    } else {
+        "lines"
+    }
+}
+
+/// The result message.
+pub fn message(plan: &Plan, p: &Params, path: &str, changed: bool, check_mode: bool) -> String {
+    let names = plan.names.join(", ");
+    let removed = if plan.removed_from.is_empty() {
+        String::new()
+    } else {
+        let n = plan.removed_from.len();
+        let mut s = format!("removed from {n} {}", lines_word(n));
+        if plan.dropped > 0 {
+            s.push_str(&format!(
+                " ({} left without names and dropped)",
+                plan.dropped
+            ));
+        }
+        s
+    };
+    let verb = |done: &str, would: &str| {
+        if check_mode {
+            would.to_string()
+        } else {
+            done.to_string()
+        }
+    };
+    match (&plan.placement, changed) {
+        (Placement::None, false) => format!("{names} not in {path}, nothing to remove"),
+        (Placement::None, true) => format!(
+            "{} {names} from {path}: {removed}",
+            verb("removed", "would remove")
+        ),
+        (_, false) => format!(
+            "{names} already pinned to {} in {path}",
+            p.ip.as_deref().unwrap_or("")
+        ),
+        (placement, true) => {
+            let mut parts = Vec::new();
+            match placement {
+                Placement::AddedTo(l) => {
+                    parts.push(format!("added {} to the line '{l}'", plan.added.join(", ")))
+                }
+                Placement::Appended(l) => parts.push(format!("appended the line '{l}'")),
+                _ => {}
+            }
+            if !removed.is_empty() {
+                parts.push(removed);
+            }
+            format!(
+                "{} {names} to {} in {path}: {}",
+                verb("pinned", "would pin"),
+                p.ip.as_deref().unwrap_or(""),
+                parts.join("; ")
+            )
+        }
+    }
+}
+
+fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
+    let p = Params::from_ctx(&ctx.params);
+    // Bad parameters are refused before the file is even read.
+    check(&p)?;
+    let path_text = ctx.params.str_or_empty("path").to_string();
+    let path = Path::new(&path_text);
+    // A FIFO or a device would block the read or be replaced by a plain file: refuse.
+    if let Ok(m) = std::fs::metadata(path) {
+        if !m.is_file() && !m.is_dir() {
+            return Err(HostsError::NotRegular(path_text).into());
+        }
+    }
+    let before = edit::read_text(path).map_err(|e| match e {
+        EditError::NotFound(p) => HostsError::Missing(p),
+        other => HostsError::File(other),
+    })?;
+    let plan = plan(&before, &p)?;
+    let applied = edit::apply(
+        path,
+        &before,
+        &plan.after,
+        ctx.check_mode,
+        ctx.params.flag("backup"),
+        TempStyle::Hidden,
+    )?;
+    for w in &plan.warnings {
+        ctx.warn(w.clone());
+    }
+    let msg = message(&plan, &p, &path_text, applied.changed, ctx.check_mode);
+    let mut o = Outcome::new(applied.changed, msg)
+        .with(
+            "removed_from",
+            Value::Array(
+                plan.removed_from
+                    .iter()
+                    .cloned()
+                    .map(Value::String)
+                    .collect(),
+            ),
+        )
+        .with(
+            "resolves_to",
+            plan.resolves_to
+                .map_or(Value::Null, |ip| Value::String(ip.to_string())),
+        );
+    if let Some(b) = applied.backup_file {
+        o.set("backup_file", b.display().to_string());
+    }
+    o.diff = Some(edit::diff(path, &before, &plan.after));
+    Ok(o)
 }
 
 fn main() {
     protocol::run(&SPEC, logic)
 }
+
+#[cfg(test)]
+mod tests;
