@@ -615,7 +615,7 @@ fn decide(a: &Args, cur: &Current) -> Plan {
                         Plan::Run(Kind::Join)
                     } else {
                         Plan::Fail(format!(
-                            "this node is already in a cluster of its own ('{have}', this node only) and cannot join the cluster of peer '{peer}' while it is in one: remove this node's cluster configuration first, or set force: true to let pvecm add override its checks"
+                            "this node is already in a cluster of its own ('{have}', this node only) and cannot join cluster '{want}' through peer '{peer}' while it is in one: remove this node's cluster configuration first, or set force: true to let pvecm add override its checks"
                         ))
                     }
                 }
