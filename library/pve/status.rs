@@ -298,11 +298,8 @@ pub fn parse_status(text: &str) -> Status {
         let key = key.trim().to_ascii_lowercase();
         let v = value.trim();
         match key.as_str() {
-            "version" => {
-                if v.starts_with("6.") {
-                    cman_hint = true;
-                }
-            }
+            // cman's protocol version (`6.2.0`); corosync prints no `Version:` line.
+            "version" if v.starts_with("6.") => cman_hint = true,
             "config version" => st.config_version = first_number(v),
             "cluster name" => {
                 cman_hint = true;
