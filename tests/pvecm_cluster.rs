@@ -549,6 +549,26 @@ fn create_fails_but_exits_zero_with_unknown_text_times_out() {
 }
 
 #[test]
+fn nonzero_exit_without_known_text_fails_after_a_short_grace() {
+    let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA).change("", "unexpected trouble\n", 1);
+    let t0 = Instant::now();
+    let v = sb.run(json!({"name": "lab", "timeout": 60}));
+    assert!(failed(&v), "{v}");
+    assert!(
+        msg(&v).contains("pvecm exited with rc 1") && msg(&v).contains("not in a cluster"),
+        "{v}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(30));
+    // ... but a state reached despite the exit status is a success
+    let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA)
+        .change("", "restarting pveproxy failed\n", 255)
+        .after(fx!("pve8/pvecm-status-single.txt"), "");
+    let v = sb.run(json!({"name": "lab"}));
+    assert!(!failed(&v), "{v}");
+    assert_eq!(v["rc"], json!(255));
+}
+
+#[test]
 fn prompts_fail_fast_with_what_to_set() {
     let sb = Sb::new("pve8", "beta", HOSTS_ALPHA).change(
         fx!("errors/pve8-add-password-prompt.txt"),

@@ -53,6 +53,8 @@ const ENV_COROSYNC_CONF: &str = "PVE2NODE_COROSYNC_CONF";
 /// Timeout of one read-only command (`status`, `nodes`, `pveversion`).
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL_INTERVAL: Duration = Duration::from_millis(1000);
+/// How long to keep polling after pvecm exited non-zero without a known error message.
+const FAILED_RC_GRACE: Duration = Duration::from_secs(5);
 
 // ---------------------------------------------------------------------------------------
 // Parameters
@@ -819,7 +821,14 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
         ));
     }
 
-    // Decide by the state afterwards.
+    // Decide by the state afterwards. A known error message ends the wait at once; a
+    // non-zero exit without one gets a short grace (the cluster may still have come up,
+    // e.g. when only a late step such as a service restart failed).
+    let grace_end = if out.success() {
+        deadline
+    } else {
+        deadline.min(Instant::now() + FAILED_RC_GRACE)
+    };
     let mut last;
     loop {
         let remain = deadline.saturating_duration_since(Instant::now());
@@ -828,8 +837,8 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
         if reached(&a, kind, &last) {
             break;
         }
-        let fast_fail = !out.success() || cause.is_some();
-        if fast_fail || !a.wait || Instant::now() >= deadline {
+        let now = Instant::now();
+        if cause.is_some() || !a.wait || now >= grace_end {
             let c = match &cause {
                 Some(c) => format!("likely cause: {c}"),
                 None if !out.success() => format!("pvecm {}", out.describe()),
