@@ -249,11 +249,12 @@ pub fn read_input(args: &[String]) -> Result<(String, String), Failure> {
     match args.get(1).map(String::as_str) {
         None | Some("-") => {
             let mut buf = Vec::new();
-            std::io::stdin().read_to_end(&mut buf).map_err(|e| {
-                Failure::new(format!("cannot read module arguments from stdin: {e}"))
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map_err(|e| Failure::new(format!("cannot read module arguments from stdin: {e}")))?;
+            let text = String::from_utf8(buf).map_err(|_| {
+                Failure::new("module arguments on stdin are not valid UTF-8 text")
             })?;
-            let text = String::from_utf8(buf)
-                .map_err(|_| Failure::new("module arguments on stdin are not valid UTF-8 text"))?;
             Ok((text, "stdin".to_string()))
         }
         Some(path) => {
@@ -264,9 +265,7 @@ pub fn read_input(args: &[String]) -> Result<(String, String), Failure> {
                 ))
             })?;
             let text = String::from_utf8(bytes).map_err(|_| {
-                Failure::new(format!(
-                    "the module arguments file {path} is not valid UTF-8 text"
-                ))
+                Failure::new(format!("the module arguments file {path} is not valid UTF-8 text"))
             })?;
             Ok((text, path.to_string()))
         }
@@ -385,14 +384,7 @@ fn coerce_bool(name: &str, v: &Value) -> Result<Value, Failure> {
 }
 
 fn coerce_int(name: &str, v: &Value) -> Result<Value, Failure> {
-    let fail = || {
-        type_error(
-            name,
-            v,
-            "int",
-            format!("{} cannot be converted to an int", py_repr(v)),
-        )
-    };
+    let fail = || type_error(name, v, "int", format!("{} cannot be converted to an int", py_repr(v)));
     match v {
         Value::Number(n) => {
             if let Some(i) = n.as_i64() {
@@ -478,12 +470,7 @@ fn coerce_dict(name: &str, v: &Value) -> Result<Value, Failure> {
         Value::Object(_) => Ok(v.clone()),
         Value::String(s) if s.trim_start().starts_with('{') => match serde_json::from_str(s) {
             Ok(Value::Object(m)) => Ok(Value::Object(m)),
-            _ => Err(type_error(
-                name,
-                v,
-                "dict",
-                "it is not a valid JSON object".to_string(),
-            )),
+            _ => Err(type_error(name, v, "dict", "it is not a valid JSON object".to_string())),
         },
         Value::String(s) => {
             let mut m = Map::new();
@@ -495,12 +482,7 @@ fn coerce_dict(name: &str, v: &Value) -> Result<Value, Failure> {
             }
             Ok(Value::Object(m))
         }
-        _ => Err(type_error(
-            name,
-            v,
-            "dict",
-            format!("{} cannot be converted to a dict", py_repr(v)),
-        )),
+        _ => Err(type_error(name, v, "dict", format!("{} cannot be converted to a dict", py_repr(v)))),
     }
 }
 
@@ -558,19 +540,13 @@ pub struct Internal {
 }
 
 fn internal_bool(v: &Value) -> bool {
-    coerce_bool("_ansible", v)
-        .ok()
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false)
+    coerce_bool("_ansible", v).ok().and_then(|v| v.as_bool()).unwrap_or(false)
 }
 
 /// Validates raw args against a spec, as AnsibleModule does, and returns the coerced params.
 /// The first error found is returned, in AnsibleModule's order: unsupported parameters,
 /// mutually exclusive, missing required, choices and types, required_if.
-pub fn validate(
-    spec: &Spec,
-    raw: &Map<String, Value>,
-) -> Result<(Params, Internal, Vec<String>), Failure> {
+pub fn validate(spec: &Spec, raw: &Map<String, Value>) -> Result<(Params, Internal, Vec<String>), Failure> {
     let mut internal = Internal::default();
     let mut warnings = Vec::new();
     let mut given: Map<String, Value> = Map::new();
@@ -598,11 +574,7 @@ pub fn validate(
                     warnings.push(format!(
                         "Both option {} and its alias {} are set.",
                         p.name,
-                        if key == p.name {
-                            p.aliases.first().copied().unwrap_or(p.name)
-                        } else {
-                            key
-                        }
+                        if key == p.name { p.aliases.first().copied().unwrap_or(p.name) } else { key }
                     ));
                     if key != p.name {
                         continue; // the canonical name wins
