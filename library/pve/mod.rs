@@ -1,4 +1,5 @@
 //! Parsers for Proxmox VE clustering outputs and config files of every era.
-//! (Filled in by the pvecm_cluster and cman_two_node work.)
+
 pub mod cluster_conf;
 pub mod corosync_conf;
+pub mod status;

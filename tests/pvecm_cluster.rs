@@ -1,0 +1,820 @@
+//! pvecm_cluster against stand-in `pvecm` scripts that record their argv and play each era.
+
+mod common;
+
+use common::TempDir;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pvecm_cluster");
+
+macro_rules! fx {
+    ($p:literal) => {
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/", $p))
+    };
+}
+
+/// A sandbox: stand-in pvecm, hosts file, hostname, recorded argv.
+struct Sb {
+    dir: TempDir,
+    hostname: String,
+}
+
+const STANDIN: &str = r#"#!/bin/sh
+D='@DIR@'
+printf '%s\n' "$*" >> "$D/argv.log"
+case "$1" in
+  status|nodes)
+    if [ -f "$D/$1.txt" ]; then
+      cat "$D/$1.txt"
+      [ -f "$D/$1.err" ] && cat "$D/$1.err" >&2
+      exit "$(cat "$D/$1.rc" 2>/dev/null || echo 0)"
+    fi
+    cat "$D/nocluster.txt" >&2
+    exit "$(cat "$D/nocluster.rc")"
+    ;;
+  create|add)
+    [ -f "$D/change.stdout" ] && cat "$D/change.stdout"
+    if [ -f "$D/change.read" ]; then
+      if read -r x; then echo "got:[$x]"; else echo "got:EOF"; fi
+    fi
+    [ -f "$D/change.stderr" ] && cat "$D/change.stderr" >&2
+    [ -f "$D/after.status" ] && cp "$D/after.status" "$D/status.txt"
+    [ -f "$D/after.status.rc" ] && cp "$D/after.status.rc" "$D/status.rc"
+    [ -f "$D/after.nodes" ] && cp "$D/after.nodes" "$D/nodes.txt"
+    exit "$(cat "$D/change.rc" 2>/dev/null || echo 0)"
+    ;;
+  *)
+    echo "unknown subcommand $1" >&2
+    exit 255
+    ;;
+esac
+"#;
+
+fn write_exec(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+impl Sb {
+    /// `era`: "pve3", "pve5" or "pve8": the no-cluster text that era prints.
+    fn new(era: &str, hostname: &str, hosts: &str) -> Sb {
+        let dir = TempDir::new("pvecm");
+        let d = dir.path().to_string_lossy().into_owned();
+        write_exec(&dir.join("pvecm"), &STANDIN.replace("@DIR@", &d));
+        let (text, rc) = match era {
+            "pve3" => (fx!("pve3/not-in-cluster.txt"), "1"),
+            "pve5" => (fx!("pve5/not-in-cluster.txt"), "1"),
+            _ => (fx!("pve8/not-in-cluster.txt"), "255"),
+        };
+        dir.write("nocluster.txt", text);
+        dir.write("nocluster.rc", rc);
+        dir.write("hosts", hosts);
+        Sb {
+            dir,
+            hostname: hostname.into(),
+        }
+    }
+    fn member(self, status: &str, nodes: &str) -> Sb {
+        self.dir.write("status.txt", status);
+        self.dir.write("nodes.txt", nodes);
+        self
+    }
+    fn after(self, status: &str, nodes: &str) -> Sb {
+        self.dir.write("after.status", status);
+        self.dir.write("after.nodes", nodes);
+        self
+    }
+    fn change(self, stdout: &str, stderr: &str, rc: i32) -> Sb {
+        self.dir.write("change.stdout", stdout);
+        self.dir.write("change.stderr", stderr);
+        self.dir.write("change.rc", rc.to_string());
+        self
+    }
+    fn pveversion(self, text: &str) -> Sb {
+        write_exec(
+            &self.dir.join("pveversion"),
+            &format!("#!/bin/sh\nprintf '%s\\n' '{text}'\n"),
+        );
+        self
+    }
+    fn pvecm(&self) -> String {
+        self.dir.join("pvecm").to_string_lossy().into_owned()
+    }
+    fn argv_log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("argv.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+    fn changing_calls(&self) -> Vec<String> {
+        self.argv_log()
+            .into_iter()
+            .filter(|l| !(l == "status" || l == "nodes"))
+            .collect()
+    }
+    fn run(&self, args: Value) -> Value {
+        self.run_env(args, &[])
+    }
+    fn run_env(&self, mut args: Value, env: &[(&str, String)]) -> Value {
+        args["pvecm"] = json!(self.pvecm());
+        let f = self
+            .dir
+            .write("args.json", serde_json::to_vec(&args).unwrap());
+        let mut c = std::process::Command::new(BIN);
+        c.arg(&f)
+            .env("PVE2NODE_HOSTNAME", &self.hostname)
+            .env("PVE2NODE_HOSTS_FILE", self.dir.join("hosts"))
+            .env("PVE2NODE_COROSYNC_CONF", self.dir.join("no-corosync.conf"));
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        assert_eq!(
+            out.status.code() == Some(0),
+            v["failed"] == json!(false),
+            "{v}"
+        );
+        v
+    }
+}
+
+fn failed(v: &Value) -> bool {
+    v["failed"] == json!(true)
+}
+
+fn msg(v: &Value) -> &str {
+    v["msg"].as_str().unwrap_or("")
+}
+
+const HOSTS_ALPHA: &str =
+    "127.0.0.1 localhost\n10.99.0.1 alpha.lab alpha\n10.99.0.2 beta.lab beta\n";
+
+// ------------------------------------------------------------------ state=info
+
+#[test]
+fn info_not_in_a_cluster_each_era() {
+    for (era, want) in [
+        ("pve3", "cman"),
+        ("pve5", "corosync2"),
+        ("pve8", "corosync3"),
+    ] {
+        let sb = Sb::new(era, "alpha", HOSTS_ALPHA);
+        let v = sb.run(json!({"state": "info"}));
+        assert!(!failed(&v), "{era}: {v}");
+        assert_eq!(v["changed"], json!(false));
+        assert_eq!(v["cluster"]["member"], json!(false), "{era}");
+        assert_eq!(v["cluster"]["era"], json!(want), "{era}");
+        assert_eq!(v["cluster"]["nodes"], json!([]));
+        assert_eq!(sb.argv_log(), vec!["status"]);
+    }
+}
+
+#[test]
+fn info_member_each_era() {
+    let sb = Sb::new("pve3", "alpha", HOSTS_ALPHA).member(
+        fx!("pve3/pvecm-status-2node.txt"),
+        fx!("pve3/pvecm-nodes.txt"),
+    );
+    let c = &sb.run(json!({"state": "info"}))["cluster"];
+    assert_eq!(c["member"], json!(true));
+    assert_eq!(c["name"], json!("lab"));
+    assert_eq!(c["era"], json!("cman"));
+    assert_eq!(c["config_version"], json!(3));
+    assert_eq!(c["flags"], json!(["2node"]));
+    assert_eq!(
+        c["nodes"][0],
+        json!({"nodeid": 1, "name": "alpha", "votes": 1, "addr": "10.99.0.1", "local": true, "online": true})
+    );
+    assert_eq!(
+        c["nodes"][1],
+        json!({"nodeid": 2, "name": "beta", "votes": null, "addr": null, "local": false, "online": true})
+    );
+
+    let sb = Sb::new("pve5", "alpha", HOSTS_ALPHA).member(
+        fx!("pve5/pvecm-status-2node.txt"),
+        fx!("pve5/pvecm-nodes.txt"),
+    );
+    let conf = sb.dir.write("corosync.conf", fx!("pve5/corosync.conf"));
+    let v = sb.run_env(
+        json!({"state": "info"}),
+        &[("PVE2NODE_COROSYNC_CONF", conf.to_string_lossy().into())],
+    );
+    let c = &v["cluster"];
+    assert_eq!(c["name"], json!("lab"));
+    assert_eq!(c["era"], json!("corosync2"));
+    assert_eq!(c["config_version"], json!(2));
+    assert_eq!(c["quorate"], json!(true));
+    assert_eq!(c["expected_votes"], json!(2));
+    assert_eq!(c["total_votes"], json!(2));
+    assert_eq!(c["quorum"], json!(1));
+    assert_eq!(c["flags"], json!(["2Node", "Quorate", "WaitForAll"]));
+    assert_eq!(c["local_nodeid"], json!(1));
+    assert_eq!(
+        c["nodes"][1],
+        json!({"nodeid": 2, "name": "beta", "votes": 1, "addr": "10.99.0.2", "local": false, "online": true})
+    );
+
+    let sb =
+        Sb::new("pve8", "alpha", HOSTS_ALPHA).member(fx!("pve8/pvecm-status-not-quorate.txt"), "");
+    sb.dir.write("status.rc", "2");
+    let v = sb.run(json!({"state": "info"}));
+    assert!(!failed(&v), "{v}");
+    assert_eq!(v["cluster"]["quorate"], json!(false));
+    assert_eq!(v["cluster"]["name"], json!("lab"));
+    assert_eq!(v["cluster"]["era"], json!("corosync3"));
+    assert_eq!(sb.argv_log(), vec!["status", "nodes"]);
+}
+
+#[test]
+fn info_with_pveversion_and_64_nodes() {
+    let mut status = String::from(
+        "Cluster information\n-------------------\nName:             big\nConfig Version:   64\nTransport:        knet\nSecure auth:      on\n\nQuorum information\n------------------\nDate:             Wed Nov 20 14:03:11 2024\nQuorum provider:  corosync_votequorum\nNodes:            64\nNode ID:          0x00000001\nRing ID:          1.40\nQuorate:          Yes\n\nVotequorum information\n----------------------\nExpected votes:   64\nHighest expected: 64\nTotal votes:      64\nQuorum:           33  \nFlags:            Quorate \n\nMembership information\n----------------------\n    Nodeid      Votes Name\n",
+    );
+    let mut nodes = String::from(
+        "\nMembership information\n----------------------\n    Nodeid      Votes Name\n",
+    );
+    for i in 1..=64u32 {
+        let local = if i == 1 { " (local)" } else { "" };
+        status.push_str(&format!(
+            "0x{i:08x}          1 10.99.{}.{}{local}\n",
+            i / 200,
+            i % 200
+        ));
+        nodes.push_str(&format!("{i:>10} {:>10} node{i}{local}\n", 1));
+    }
+    let sb = Sb::new("pve8", "node1", "")
+        .member(&status, &nodes)
+        .pveversion("pve-manager/8.1.4/ec5affc9 (running kernel: 6.5.11-8-pve)");
+    let c = &sb.run(json!({"state": "info"}))["cluster"];
+    assert_eq!(c["nodes"].as_array().unwrap().len(), 64);
+    assert_eq!(c["nodes"][63]["name"], json!("node64"));
+    assert_eq!(c["nodes"][63]["addr"], json!("10.99.0.64"));
+    assert_eq!(c["era"], json!("corosync3"));
+    assert_eq!(c["quorum"], json!(33));
+}
+
+#[test]
+fn info_stack_down_and_unreadable() {
+    let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA).member(
+        "Cluster information\n-------------------\nName:             lab\nConfig Version:   2\nTransport:        knet\nSecure auth:      on\n\n",
+        "",
+    );
+    sb.dir
+        .write("status.err", fx!("errors/corosync-not-running.txt"));
+    sb.dir.write("status.rc", "1");
+    let v = sb.run(json!({"state": "info"}));
+    assert!(!failed(&v), "{v}");
+    assert_eq!(v["cluster"]["member"], json!(true));
+    assert_eq!(v["cluster"]["name"], json!("lab"));
+    assert!(v["warnings"][0].as_str().unwrap().contains("not running"));
+    let v = sb.run(json!({"name": "lab"}));
+    assert!(failed(&v) && msg(&v).contains("not running"), "{v}");
+    assert!(sb.changing_calls().is_empty());
+
+    let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA).member("garbage\n", "");
+    sb.dir
+        .write("status.err", fx!("errors/pve8-not-mounted.txt"));
+    sb.dir.write("status.rc", "255");
+    let v = sb.run(json!({"state": "info"}));
+    assert!(failed(&v));
+    assert!(
+        msg(&v).contains("cannot read the cluster state")
+            && msg(&v).contains("pmxcfs is not running"),
+        "{v}"
+    );
+    assert_eq!(v["rc"], json!(255));
+}
+
+#[test]
+fn missing_pvecm_is_a_clear_failure() {
+    let dir = TempDir::new("nopvecm");
+    let f = dir.write(
+        "a.json",
+        json!({"state": "info", "pvecm": "/nonexistent/pvecm"}).to_string(),
+    );
+    let out = std::process::Command::new(BIN).arg(&f).output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(failed(&v));
+    assert!(
+        msg(&v).contains("/nonexistent/pvecm") && msg(&v).contains("set pvecm"),
+        "{v}"
+    );
+}
+
+// ------------------------------------------------------------------ create / join
+
+#[test]
+fn create_pve8() {
+    let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA).after(fx!("pve8/pvecm-status-single.txt"), "\nMembership information\n----------------------\n    Nodeid      Votes Name\n         1          1 alpha (local)\n");
+    let v = sb.run(json!({"name": "lab", "link0": "10.99.0.1"}));
+    assert!(!failed(&v), "{v}");
+    assert_eq!(v["changed"], json!(true));
+    assert_eq!(sb.changing_calls(), vec!["create lab --link0 10.99.0.1"]);
+    assert_eq!(
+        v["cmd"],
+        json!([sb.pvecm(), "create", "lab", "--link0", "10.99.0.1"])
+    );
+    assert_eq!(v["cluster"]["member"], json!(true));
+    assert_eq!(v["cluster"]["nodes"][0]["name"], json!("alpha"));
+    assert_eq!(v["rc"], json!(0));
+    // second run: nothing that changes anything runs
+    let v = sb.run(json!({"name": "lab", "link0": "10.99.0.1"}));
+    assert_eq!(v["changed"], json!(false), "{v}");
+    assert!(msg(&v).contains("already a member of cluster 'lab'"));
+    assert_eq!(sb.changing_calls().len(), 1);
+}
+
+#[test]
+fn create_pve3_has_no_link_option_and_alias_works() {
+    let sb = Sb::new("pve3", "alpha", HOSTS_ALPHA)
+        .after(fx!("pve3/pvecm-status.txt"), fx!("pve3/pvecm-nodes.txt"));
+    let v = sb.run(json!({"name": "lab", "ring0_addr": "10.99.0.1", "nodeid": 1, "votes": 1}));
+    assert!(!failed(&v), "{v}");
+    assert_eq!(sb.changing_calls(), vec!["create lab -nodeid 1 -votes 1"]);
+    assert_eq!(v["cluster"]["era"], json!("cman"));
+}
+
+#[test]
+fn join_pve5_with_pveversion() {
+    let sb = Sb::new("pve5", "beta", HOSTS_ALPHA)
+        .after(fx!("pve5/pvecm-status.txt"), fx!("pve5/pvecm-nodes.txt"))
+        .pveversion("pve-manager/5.4-15/d0ec33c6 (running kernel: 4.15.18-30-pve)");
+    let conf = sb.dir.write("corosync.conf", fx!("pve5/corosync.conf"));
+    let v = sb.run_env(
+        json!({"name": "lab", "peer": "10.99.0.1", "link0": "10.99.0.2", "use_ssh": true}),
+        &[("PVE2NODE_COROSYNC_CONF", conf.to_string_lossy().into())],
+    );
+    assert!(!failed(&v), "{v}");
+    assert_eq!(
+        sb.changing_calls(),
+        vec!["add 10.99.0.1 -ring0_addr 10.99.0.2 -use_ssh 1"]
+    );
+    assert_eq!(v["cluster"]["era"], json!("corosync2"));
+    assert_eq!(v["cluster"]["name"], json!("lab"));
+    assert!(msg(&v).contains("joined cluster 'lab'"));
+}
+
+#[test]
+fn join_pve8_and_explicit_era() {
+    let sb = Sb::new("pve8", "beta", HOSTS_ALPHA)
+        .after(
+            fx!("pve8/pvecm-status-2node.txt"),
+            fx!("pve8/pvecm-nodes.txt"),
+        )
+        .change(fx!("errors/pve8-join-success.txt"), "", 0);
+    let fp = "3D:0F:6A:11:9C:42:E7:58:B1:2A:07:C4:9E:55:D0:8B:61:F3:2C:7A:90:4E:1B:D6:A8:35:C2:0E:77:19:B4:E2";
+    let v = sb.run(json!({"name": "lab", "peer": "alpha", "link0": "10.99.0.2", "use_ssh": true, "fingerprint": fp, "nodeid": 2}));
+    assert!(!failed(&v), "{v}");
+    assert_eq!(
+        sb.changing_calls(),
+        vec![format!(
+            "add alpha --link0 10.99.0.2 --nodeid 2 --use_ssh 1 --fingerprint {fp}"
+        )]
+    );
+    assert_eq!(v["cluster"]["nodes"].as_array().unwrap().len(), 2);
+    assert!(v["stdout"]
+        .as_str()
+        .unwrap()
+        .contains("waiting for quorum...OK"));
+
+    let sb = Sb::new("pve8", "beta", HOSTS_ALPHA).after(
+        fx!("pve8/pvecm-status-2node.txt"),
+        fx!("pve8/pvecm-nodes.txt"),
+    );
+    let v = sb.run(json!({"name": "lab", "peer": "10.99.0.1", "link0": "10.99.0.2", "era": "corosync2", "force": true}));
+    assert!(!failed(&v), "{v}");
+    assert_eq!(
+        sb.changing_calls(),
+        vec!["add 10.99.0.1 -ring0_addr 10.99.0.2 -force 1"]
+    );
+    assert!(v["warnings"].to_string().contains("use_ssh"), "{v}");
+}
+
+#[test]
+fn already_member_and_other_cluster() {
+    for peer in [None, Some("10.99.0.1")] {
+        let sb = Sb::new("pve8", "beta", HOSTS_ALPHA)
+            .member(fx!("pve8/pvecm-status.txt"), fx!("pve8/pvecm-nodes.txt"));
+        let mut a = json!({"name": "lab", "link0": "10.99.0.2"});
+        if let Some(p) = peer {
+            a["peer"] = json!(p);
+        }
+        let v = sb.run(a.clone());
+        assert!(!failed(&v), "{v}");
+        assert_eq!(v["changed"], json!(false));
+        assert!(sb.changing_calls().is_empty());
+        a["name"] = json!("prod");
+        let v = sb.run(a);
+        assert!(failed(&v));
+        assert!(
+            msg(&v).contains("'lab'") && msg(&v).contains("'prod'"),
+            "{v}"
+        );
+        assert_eq!(v["cluster"]["name"], json!("lab"));
+        assert!(sb.changing_calls().is_empty());
+    }
+}
+
+#[test]
+fn own_cluster_refuses_join_unless_force() {
+    let sb = Sb::new("pve8", "beta", HOSTS_ALPHA).member(fx!("pve8/pvecm-status-single.txt"), "");
+    let v = sb.run(json!({"name": "lab", "peer": "10.99.0.7", "use_ssh": true}));
+    assert!(failed(&v));
+    assert!(
+        msg(&v).contains("cluster of its own") && msg(&v).contains("force"),
+        "{v}"
+    );
+    assert!(sb.changing_calls().is_empty());
+    let sb = sb.after(
+        fx!("pve8/pvecm-status-2node.txt"),
+        fx!("pve8/pvecm-nodes.txt"),
+    );
+    let v = sb.run(json!({"name": "lab", "peer": "10.99.0.7", "use_ssh": true, "force": true}));
+    assert!(!failed(&v), "{v}");
+    assert_eq!(
+        sb.changing_calls(),
+        vec!["add 10.99.0.7 --use_ssh 1 --force 1"]
+    );
+}
+
+/// Splits an error fixture as a PVE 5-8 task prints it: body on stdout, last line on stderr.
+fn task_split(text: &str) -> (String, String) {
+    let lines: Vec<&str> = text.lines().collect();
+    let (body, last) = lines.split_at(lines.len().saturating_sub(1));
+    (
+        body.iter().map(|l| format!("{l}\n")).collect(),
+        last.iter().map(|l| format!("{l}\n")).collect(),
+    )
+}
+
+#[test]
+fn join_refused_with_real_error_texts() {
+    let cases: &[(&str, &str, i32, &str)] = &[
+        // a task that fails but exits 0
+        (
+            "pve8-add-checks",
+            fx!("errors/pve8-add-checks.txt"),
+            0,
+            "already has a cluster configuration",
+        ),
+        (
+            "pve8-add-ip-not-local",
+            fx!("errors/pve8-add-ip-not-local.txt"),
+            0,
+            "not configured on an interface",
+        ),
+        (
+            "pve8-addnode-existing",
+            fx!("errors/pve8-addnode-existing.txt"),
+            0,
+            "pvecm delnode",
+        ),
+        (
+            "pve8-duplicate-link-addr",
+            fx!("errors/pve8-duplicate-link-addr.txt"),
+            0,
+            "already uses this link0",
+        ),
+        (
+            "pve5-api-join-unsupported",
+            fx!("errors/pve5-api-join-unsupported.txt"),
+            255,
+            "use_ssh",
+        ),
+        (
+            "pve8-fingerprint-mismatch",
+            fx!("errors/pve8-fingerprint-mismatch.txt"),
+            255,
+            "does not match",
+        ),
+        (
+            "pve8-add-cwd-in-etc-pve",
+            fx!("errors/pve8-add-cwd-in-etc-pve.txt"),
+            255,
+            "/etc/pve",
+        ),
+        (
+            "pve3-add-remote-failed",
+            fx!("errors/pve3-add-remote-failed.txt"),
+            255,
+            "over SSH failed",
+        ),
+    ];
+    for (name, text, rc, want) in cases {
+        let (out, err) = task_split(text);
+        let sb = Sb::new("pve8", "beta", HOSTS_ALPHA).change(&out, &err, *rc);
+        let t0 = Instant::now();
+        let v = sb.run(json!({"name": "lab", "peer": "10.99.0.1", "use_ssh": true, "timeout": 60}));
+        assert!(failed(&v), "{name}: {v}");
+        assert!(
+            msg(&v).contains("likely cause") && msg(&v).contains(want),
+            "{name}: {}",
+            msg(&v)
+        );
+        assert_eq!(v["rc"], json!(rc), "{name}");
+        assert_eq!(v["stdout"], json!(out), "{name}");
+        assert_eq!(v["stderr"], json!(err), "{name}");
+        assert_eq!(v["cluster"]["member"], json!(false));
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{name}: known failure must not wait for the timeout"
+        );
+    }
+}
+
+#[test]
+fn create_fails_but_exits_zero_with_unknown_text_times_out() {
+    let sb =
+        Sb::new("pve8", "alpha", HOSTS_ALPHA).change("", "something went wrong in the task\n", 0);
+    let t0 = Instant::now();
+    let v = sb.run(json!({"name": "lab", "timeout": 2}));
+    assert!(failed(&v), "{v}");
+    assert!(
+        msg(&v).contains("not reached within 2 s") && msg(&v).contains("not in a cluster"),
+        "{v}"
+    );
+    assert_eq!(v["stderr"], json!("something went wrong in the task\n"));
+    assert!(t0.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn nonzero_exit_without_known_text_fails_after_a_short_grace() {
+    let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA).change("", "unexpected trouble\n", 1);
+    let t0 = Instant::now();
+    let v = sb.run(json!({"name": "lab", "timeout": 60}));
+    assert!(failed(&v), "{v}");
+    assert!(
+        msg(&v).contains("pvecm exited with rc 1") && msg(&v).contains("not in a cluster"),
+        "{v}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(30));
+    // ... but a state reached despite the exit status is a success
+    let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA)
+        .change("", "restarting pveproxy failed\n", 255)
+        .after(fx!("pve8/pvecm-status-single.txt"), "");
+    let v = sb.run(json!({"name": "lab"}));
+    assert!(!failed(&v), "{v}");
+    assert_eq!(v["rc"], json!(255));
+}
+
+#[test]
+fn prompts_fail_fast_with_what_to_set() {
+    let sb = Sb::new("pve8", "beta", HOSTS_ALPHA).change(
+        fx!("errors/pve8-add-password-prompt.txt"),
+        "",
+        255,
+    );
+    sb.dir.write("change.read", "");
+    let t0 = Instant::now();
+    let v = sb.run(json!({"name": "lab", "peer": "10.99.0.1", "timeout": 60}));
+    assert!(failed(&v));
+    assert!(
+        msg(&v).contains("root password") && msg(&v).contains("use_ssh: true"),
+        "{v}"
+    );
+    assert!(
+        v["stdout"].as_str().unwrap().ends_with("got:EOF\n"),
+        "stdin must be closed: {v}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(30));
+
+    let sb = Sb::new("pve8", "beta", HOSTS_ALPHA).change(
+        fx!("errors/pve8-fingerprint-prompt.txt"),
+        "",
+        0,
+    );
+    sb.dir.write("change.read", "");
+    let v = sb.run(json!({"name": "lab", "peer": "10.99.0.1", "use_ssh": false}));
+    assert!(failed(&v));
+    assert!(
+        msg(&v).contains("fingerprint") && msg(&v).contains("pvenode cert info"),
+        "{v}"
+    );
+}
+
+#[test]
+fn never_quorate_times_out_within_timeout() {
+    let sb = Sb::new("pve8", "beta", HOSTS_ALPHA).after(
+        fx!("pve8/pvecm-status-not-quorate.txt"),
+        fx!("pve8/pvecm-nodes.txt"),
+    );
+    sb.dir.write("after.status.rc", "2");
+    let t0 = Instant::now();
+    let v = sb.run(json!({"name": "lab", "peer": "10.99.0.1", "use_ssh": true, "timeout": 3}));
+    let took = t0.elapsed();
+    assert!(failed(&v), "{v}");
+    assert!(
+        msg(&v).contains("not reached within 3 s") && msg(&v).contains("quorate: no"),
+        "{v}"
+    );
+    assert_eq!(v["cluster"]["quorate"], json!(false));
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(30),
+        "{took:?}"
+    );
+    let polls = sb.argv_log().iter().filter(|l| *l == "status").count();
+    assert!(polls >= 2, "polled {polls} times");
+}
+
+#[test]
+fn wait_false_returns_after_the_command() {
+    let sb =
+        Sb::new("pve8", "beta", HOSTS_ALPHA).after(fx!("pve8/pvecm-status-not-quorate.txt"), "");
+    let v = sb.run(json!({"name": "lab", "peer": "10.99.0.1", "use_ssh": true, "wait": false}));
+    assert!(!failed(&v), "{v}");
+    assert_eq!(v["changed"], json!(true));
+    assert!(msg(&v).contains("not waiting"));
+    assert_eq!(sb.argv_log().iter().filter(|l| *l == "status").count(), 2);
+}
+
+// ------------------------------------------------------------------ check mode, pre-flight
+
+#[test]
+fn check_mode_reports_cmd_and_preflight_and_runs_nothing_changing() {
+    let sb = Sb::new("pve8", "beta", HOSTS_ALPHA);
+    let v = sb.run(json!({"name": "lab", "peer": "10.99.0.1", "link0": "10.99.0.2", "use_ssh": true, "_ansible_check_mode": true}));
+    assert!(!failed(&v), "{v}");
+    assert_eq!(v["changed"], json!(true));
+    assert_eq!(
+        v["cmd"],
+        json!([
+            sb.pvecm(),
+            "add",
+            "10.99.0.1",
+            "--link0",
+            "10.99.0.2",
+            "--use_ssh",
+            "1"
+        ])
+    );
+    let checks: Vec<&str> = v["preflight"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        checks,
+        vec!["hostname_resolves", "hostname_is_link0", "peer_is_not_self"]
+    );
+    assert!(v["preflight"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["ok"] == json!(true)));
+    assert_eq!(sb.argv_log(), vec!["status"]);
+    let v = sb.run(json!({"name": "lab", "_ansible_check_mode": true}));
+    assert_eq!(v["cmd"], json!([sb.pvecm(), "create", "lab"]));
+    // check mode with a failing pre-flight fails the same way
+    let sb = Sb::new("pve8", "beta", "127.0.1.1 beta\n");
+    let v = sb.run(json!({"name": "lab", "_ansible_check_mode": true}));
+    assert!(failed(&v) && msg(&v).contains("loopback"));
+    assert!(sb.changing_calls().is_empty());
+}
+
+#[test]
+fn each_preflight_failure_runs_nothing() {
+    let cases: &[(&str, &str, Value, &str)] = &[
+        (
+            "alpha",
+            "127.0.1.1 alpha\n",
+            json!({"name": "lab"}),
+            "loopback address 127.0.1.1",
+        ),
+        (
+            "alpha",
+            "10.99.0.2 beta\n",
+            json!({"name": "lab"}),
+            "has no entry in",
+        ),
+        (
+            "alpha.example",
+            "10.99.0.5 alpha\n",
+            json!({"name": "lab", "link0": "10.99.0.1"}),
+            "not to link0 10.99.0.1",
+        ),
+        (
+            "beta",
+            HOSTS_ALPHA,
+            json!({"name": "lab", "peer": "10.99.0.2"}),
+            "is this node itself",
+        ),
+        (
+            "beta",
+            HOSTS_ALPHA,
+            json!({"name": "lab", "peer": "beta"}),
+            "own hostname",
+        ),
+        (
+            "beta",
+            HOSTS_ALPHA,
+            json!({"name": "lab", "peer": "127.0.0.1"}),
+            "interfaces",
+        ),
+        (
+            "beta",
+            HOSTS_ALPHA,
+            json!({"name": "lab", "peer": "10.99.0.1", "link0": "10.99.0.1"}),
+            "not to link0",
+        ),
+    ];
+    for (host, hosts, args, want) in cases {
+        let sb = Sb::new("pve8", host, hosts);
+        let v = sb.run(args.clone());
+        assert!(failed(&v), "{args}: {v}");
+        assert!(msg(&v).contains(want), "{args}: {}", msg(&v));
+        assert!(v["preflight"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["ok"] == json!(false)));
+        assert!(sb.changing_calls().is_empty(), "{args}");
+    }
+    // unreadable hosts file
+    let sb = Sb::new("pve8", "alpha", "");
+    std::fs::remove_file(sb.dir.join("hosts")).unwrap();
+    let v = sb.run(json!({"name": "lab"}));
+    assert!(failed(&v) && msg(&v).contains("cannot read"), "{v}");
+}
+
+#[test]
+fn invalid_parameters_fail_before_anything_runs() {
+    let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA);
+    for (args, want) in [
+        (json!({"name": "a-very-long-name"}), "at most 15"),
+        (json!({"name": "lab_1"}), "not a valid cluster name"),
+        (
+            json!({}),
+            "state is present but all of the following are missing: name",
+        ),
+        (
+            json!({"name": "lab", "fingerprint": "AB:CD"}),
+            "not a SHA256 fingerprint",
+        ),
+        (json!({"name": "lab", "timeout": 0}), "timeout"),
+        (json!({"name": "lab", "nodeid": 0}), "nodeid"),
+        (
+            json!({"name": "lab", "era": "corosync4"}),
+            "value of era must be one of",
+        ),
+    ] {
+        let v = sb.run(args.clone());
+        assert!(failed(&v) && msg(&v).contains(want), "{args}: {v}");
+    }
+    assert!(sb.argv_log().is_empty());
+}
+
+#[test]
+fn unknown_era_with_link0_asks_for_era() {
+    let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA);
+    sb.dir.write("nocluster.txt", "pvecm: something else\n");
+    let v = sb.run(json!({"state": "info"}));
+    assert!(failed(&v), "unrecognised status output is a failure: {v}");
+    // recognised no-cluster text from PVE 4/5 without pveversion: corosync2 options
+    let sb = Sb::new("pve5", "alpha", HOSTS_ALPHA)
+        .after(fx!("pve5/pvecm-status.txt"), fx!("pve5/pvecm-nodes.txt"));
+    let v = sb.run(json!({"name": "lab", "link0": "10.99.0.1", "_ansible_check_mode": true}));
+    assert_eq!(
+        v["cmd"],
+        json!([sb.pvecm(), "create", "lab", "-ring0_addr", "10.99.0.1"]),
+        "{v}"
+    );
+}
+
+#[test]
+fn ansible_doc_loads() {
+    let Some(bin) = common::ansible_bin() else {
+        return;
+    };
+    let dir = TempDir::new("doc");
+    let lib = common::ansible_library(&dir, &[("pvecm_cluster", BIN)]);
+    // common::ansible_cmd sets ANSIBLE_CONFIG=/dev/null, which ansible-core 2.19 refuses
+    // ("Unsupported configuration file extension"): point it at an empty ansible.cfg.
+    let cfg = dir.write("ansible.cfg", "");
+    let out = common::ansible_cmd(&bin, "ansible-doc", &dir, &lib)
+        .env("ANSIBLE_CONFIG", &cfg)
+        .args(["-M", &lib.to_string_lossy(), "pvecm_cluster"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("link0") && text.contains("ring0_addr") && text.contains("cluster"),
+        "{text}"
+    );
+}
