@@ -35,11 +35,6 @@ pub fn lookup(text: &str, name: &str) -> Option<IpAddr> {
         .and_then(Line::ip)
 }
 
-/// Same as [`lookup`] (the name the pvecm_cluster pre-flight uses).
-pub fn resolve(text: &str, name: &str) -> Option<IpAddr> {
-    lookup(text, name)
-}
-
 /// Every address given to `name`, in file order (what glibc returns with `multi on`).
 pub fn lookup_all(text: &str, name: &str) -> Vec<IpAddr> {
     parse(text)

@@ -177,21 +177,6 @@ fn hosts_path() -> String {
 
 /// The address the first non-comment line naming `name` gives (case-insensitive), as
 /// glibc's files backend answers.
-// TODO(lead): switch to pve2node::hosts::lookup
-fn hosts_lookup(text: &str, name: &str) -> Option<IpAddr> {
-    for line in text.lines() {
-        let line = line.split('#').next().unwrap_or("");
-        let mut toks = line.split_whitespace();
-        let Some(addr) = toks.next() else { continue };
-        if toks.any(|t| t.eq_ignore_ascii_case(name)) {
-            if let Ok(ip) = addr.parse::<IpAddr>() {
-                return Some(ip);
-            }
-        }
-    }
-    None
-}
-
 /// Addresses configured on this node's interfaces (getifaddrs; empty if unavailable).
 fn local_addrs() -> Vec<IpAddr> {
     let mut out = Vec::new();
@@ -273,7 +258,7 @@ fn resolve(local: &Local, who: &str) -> Option<IpAddr> {
     let w = who.trim().trim_start_matches('[').trim_end_matches(']');
     w.parse()
         .ok()
-        .or_else(|| local.hosts.as_ref().ok().and_then(|t| hosts_lookup(t, w)))
+        .or_else(|| local.hosts.as_ref().ok().and_then(|t| pve2node::hosts::lookup(t, w)))
 }
 
 fn preflight(a: &Args, local: &Local) -> Vec<Check> {
@@ -294,7 +279,7 @@ fn preflight(a: &Args, local: &Local) -> Vec<Check> {
             ok: false,
             msg: format!("cannot read {}: {e}; pvecm resolves the hostname through it", local.hosts_file),
         },
-        (Some(h), Ok(text)) => match hosts_lookup(text, h) {
+        (Some(h), Ok(text)) => match pve2node::hosts::lookup(text, h) {
             None => Check {
                 name: "hostname_resolves",
                 ok: false,
@@ -1046,10 +1031,10 @@ mod tests {
     fn hosts_lookup_first_line_case_insensitive() {
         let t =
             "# 10.0.0.9 alpha\n127.0.1.1 other\n10.99.0.1 Alpha.lab alpha # c\n10.99.0.5 alpha\n";
-        assert_eq!(hosts_lookup(t, "ALPHA"), "10.99.0.1".parse().ok());
-        assert_eq!(hosts_lookup(t, "gamma"), None);
+        assert_eq!(pve2node::hosts::lookup(t, "ALPHA"), "10.99.0.1".parse().ok());
+        assert_eq!(pve2node::hosts::lookup(t, "gamma"), None);
         assert_eq!(
-            hosts_lookup("bad alpha\n10.0.0.1 alpha\n", "alpha"),
+            pve2node::hosts::lookup("bad alpha\n10.0.0.1 alpha\n", "alpha"),
             "10.0.0.1".parse().ok()
         );
     }

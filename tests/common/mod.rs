@@ -130,7 +130,7 @@ pub fn ansible_cmd(bin: &Path, tool: &str, dir: &TempDir, library: &Path) -> Com
         .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
         .env("ANSIBLE_REMOTE_TEMP", home.join("remote-tmp"))
         .env("ANSIBLE_LIBRARY", library)
-        .env("ANSIBLE_CONFIG", "/dev/null")
+        .env("ANSIBLE_CONFIG", repo_root().join("tests/ansible-test.cfg"))
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_FORCE_COLOR", "0")
         .env("ANSIBLE_PYTHON_INTERPRETER", "auto_silent")
