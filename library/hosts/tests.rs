@@ -77,7 +77,7 @@ fn lookup_takes_the_first_line_naming_the_host() {
     assert_eq!(lookup(SEED, "tartanpion.elao"), None);
     let debian = "127.0.0.1\tlocalhost\n127.0.1.1\ttartanpion.elao.local\ttartanpion\n172.16.0.1 tartanpion\n";
     assert_eq!(lookup(debian, "tartanpion"), Some(ip("127.0.1.1")));
-    assert_eq!(resolve(debian, "tartanpion"), Some(ip("127.0.1.1")));
+    assert_eq!(lookup(debian, "tartanpion"), Some(ip("127.0.1.1")));
     assert_eq!(
         lookup_all(debian, "tartanpion"),
         vec![ip("127.0.1.1"), ip("172.16.0.1")]

@@ -229,7 +229,7 @@ pub fn parse(text: &str) -> Result<ClusterConf, XmlError> {
                 }
             }
             Event::Text(t)
-                if stack.is_empty() && !t.as_ref().iter().all(|b| b.is_ascii_whitespace()) =>
+                if stack.is_empty() && !t.iter().all(|b| b.is_ascii_whitespace()) =>
             {
                 return Err(XmlError::Malformed {
                     line: line_of(text, before),
