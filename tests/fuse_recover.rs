@@ -579,3 +579,134 @@ fn bad_parameters_are_refused_before_anything() {
     );
     assert!(r.msg().contains("argv list"), "{}", r.msg());
 }
+
+/// ansible-core 2.19 refuses ANSIBLE_CONFIG=/dev/null ("Unsupported configuration file
+/// extension"), which tests/common sets: an empty ansible.cfg instead.
+fn empty_cfg(dir: &TempDir) -> std::path::PathBuf {
+    dir.write("ansible.cfg", "")
+}
+
+#[test]
+fn ansible_doc_shows_the_sidecar() {
+    let Some(bin) = common::ansible_bin() else {
+        return;
+    };
+    let dir = TempDir::new("fr-doc");
+    let lib = common::ansible_library(&dir, &[("fuse_recover", BIN)]);
+    let out = common::ansible_cmd(&bin, "ansible-doc", &dir, &lib)
+        .env("ANSIBLE_CONFIG", empty_cfg(&dir))
+        .args(["-M"])
+        .arg(&lib)
+        .arg("fuse_recover")
+        .output()
+        .expect("run ansible-doc");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "fuse_recover",
+        "health_file",
+        "start_command",
+        "service_manager",
+        "state_before",
+        "EXAMPLES",
+    ] {
+        assert!(text.contains(needle), "no {needle} in:\n{text}");
+    }
+}
+
+/// The real ansible-playbook (connection local) running the binary module inside the lab's
+/// namespace: a SIGKILLed FUSE is healed, then a second run reports nothing to do.
+#[test]
+fn ansible_playbook_heals_a_dead_mount() {
+    if !lab_ready("ansible_playbook_heals_a_dead_mount") {
+        return;
+    }
+    let Some(bin) = common::ansible_bin() else {
+        return;
+    };
+    let lab = Lab::new("fr-ansible");
+    let lib = common::ansible_library(&lab.dir, &[("fuse_recover", BIN)]);
+    let t = lab.t();
+    let playbook = format!(
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - name: check mode first
+      fuse_recover:
+        path: "{t}/mnt point"
+        start_command: ["{t}/start.sh", "{t}/src"]
+      check_mode: true
+      register: c
+    - name: heal
+      fuse_recover:
+        path: "{t}/mnt point"
+        start_command: ["{t}/start.sh", "{t}/src"]
+        timeout: 10
+      register: r
+    - name: again
+      fuse_recover:
+        path: "{t}/mnt point"
+        start_command: ["{t}/start.sh", "{t}/src"]
+      register: a
+    - assert:
+        that:
+          - c.changed and c.state_before == 'stale' and c.state_after == 'stale'
+          - r.changed and r.state_before == 'stale' and r.state_after == 'healthy'
+          - r.actions | length == 3
+          - not a.changed and a.state_before == 'healthy'
+"#
+    );
+    lab.dir.write("play.yml", playbook);
+    let mut cmd = common::ansible_cmd(&bin, "ansible-playbook", &lab.dir, &lib);
+    cmd.env("ANSIBLE_CONFIG", empty_cfg(&lab.dir));
+    let mut outer = Command::new("timeout");
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => outer.env(k, v),
+            None => outer.env_remove(k),
+        };
+    }
+    let body = format!(
+        r#"fuse_up; fuse_kill; show
+"{}" -i localhost, -c local "$T/play.yml" | sed 's/^/ANSIBLE /'; echo "PLAYBOOK_RC ${{PIPESTATUS[0]}}"
+show"#,
+        bin.join("ansible-playbook").display()
+    );
+    let script = format!("{PRELUDE}\n{body}\n");
+    let out = outer
+        .args([
+            "-k",
+            "5",
+            "180",
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+        ])
+        .args(["bash", "-c", &script, "scenario"])
+        .arg(lab.dir.path())
+        .arg(BIN)
+        .output()
+        .expect("run unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let raw = format!(
+        "{stdout}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("PLAYBOOK_RC 0"), "{raw}");
+    assert!(
+        stdout.contains("ok=4") && stdout.contains("changed=2") && stdout.contains("failed=0"),
+        "{raw}"
+    );
+    let stat: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("STAT "))
+        .collect();
+    assert_eq!(stat.len(), 2, "{raw}");
+    assert!(stat[0].contains("not connected"), "{raw}");
+    assert!(stat[1].starts_with("ok"), "{raw}");
+}

@@ -271,6 +271,15 @@ fn classify(probe: &Probe, path: &Path, health_file: &str) -> Diagnosis {
     }
     match (&probe.stat, &probe.health) {
         (Err(e), _) if e.is_dead_fuse() => d(State::Stale, format!("stat {p}: {}", e.show())),
+        (Err(e), _) if e.code == libc::ETIMEDOUT => d(
+            State::Other,
+            format!(
+                "stat {p}: {}; it is left alone (if its daemon is really stuck, writing 1 to \
+                 /sys/fs/fuse/connections/{}/abort turns it into a dead mount this module recovers)",
+                e.show(),
+                m.dev.split_once(':').map_or("<minor>", |(_, minor)| minor)
+            ),
+        ),
         (Err(e), _) => d(
             State::Other,
             format!(
@@ -875,6 +884,16 @@ mod tests {
             ".members",
         );
         assert!(d.error.contains(".members"), "{}", d.error);
+        let d = classify(
+            &probe(Some("fuse"), Err(libc::ETIMEDOUT), None),
+            Path::new("/etc/pve"),
+            "",
+        );
+        assert!(
+            d.error.contains("/sys/fs/fuse/connections/39/abort"),
+            "{}",
+            d.error
+        );
     }
 
     #[test]
