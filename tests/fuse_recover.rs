@@ -710,3 +710,20 @@ show"#,
     assert!(stat[0].contains("not connected"), "{raw}");
     assert!(stat[1].starts_with("ok"), "{raw}");
 }
+
+#[test]
+fn path_given_through_a_symlink_is_resolved() {
+    if !lab_ready("path_given_through_a_symlink_is_resolved") {
+        return;
+    }
+    let lab = Lab::new("fr-link");
+    std::os::unix::fs::symlink("mnt point", lab.dir.join("link")).unwrap();
+    lab.args("a.json", json!({"path": format!("{}/link", lab.t())}));
+    let o = lab.run("fuse_up; fuse_kill; module a.json; show");
+    let m = o.module(0);
+    assert_eq!(m["failed"], false, "{}", o.raw);
+    assert_eq!(m["path"], lab.mnt());
+    assert_eq!(m["state_before"], "stale");
+    assert_eq!(m["state_after"], "healthy");
+    assert!(o.one("STAT", 0).starts_with("ok"), "{}", o.raw);
+}

@@ -140,16 +140,48 @@ fn params(p: &protocol::Params, systemd_running: bool) -> Result<Params, ParamEr
     })
 }
 
-/// The kernel's spelling of `path`: its parent directory with symlinks resolved (the last
-/// component is never followed: it may be a dead mount).
+/// The kernel's spelling of `path`: symlinks in its parent resolved, and the path itself
+/// when it is a symlink (read with lstat and readlink; a path that is a mount point is never
+/// lstat'ed, as that would ask the FUSE daemon).
 fn kernel_path(path: &Path) -> PathBuf {
-    match (path.parent(), path.file_name()) {
-        (Some(parent), Some(name)) => match std::fs::canonicalize(parent) {
-            Ok(p) => p.join(name),
-            Err(_) => path.to_path_buf(),
-        },
-        _ => path.to_path_buf(),
+    let mut p = path.to_path_buf();
+    for _ in 0..16 {
+        let resolved = match (p.parent(), p.file_name()) {
+            (Some(parent), Some(name)) => match std::fs::canonicalize(parent) {
+                Ok(dir) => dir.join(name),
+                Err(_) => return p,
+            },
+            _ => return p,
+        };
+        // A mount point is never a symlink: no lstat then (it would enter the mount).
+        let mounted = mounts::read_self().is_ok_and(|t| mounts::at(&t, &resolved).is_some());
+        let is_link = !mounted
+            && std::fs::symlink_metadata(&resolved).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            return resolved;
+        }
+        match std::fs::read_link(&resolved) {
+            Ok(target) => {
+                let joined = resolved
+                    .parent()
+                    .map_or(target.clone(), |d| d.join(&target));
+                // Lexically drop "." and resolve ".." against what is already real.
+                let mut next = PathBuf::new();
+                for c in joined.components() {
+                    match c {
+                        Component::ParentDir => {
+                            next.pop();
+                        }
+                        Component::CurDir => {}
+                        other => next.push(other),
+                    }
+                }
+                p = next;
+            }
+            Err(_) => return resolved,
+        }
     }
+    p
 }
 
 // ---------------------------------------------------------------------------------------
@@ -308,11 +340,7 @@ fn bounded<F>(limit: Duration, f: F) -> Result<(), Errno>
 where
     F: FnOnce() -> Result<(), Errno> + Send + 'static,
 {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(limit).unwrap_or_else(|_| {
+    within(limit, f).unwrap_or_else(|| {
         Err(Errno {
             code: libc::ETIMEDOUT,
             text: format!(
@@ -321,6 +349,19 @@ where
             ),
         })
     })
+}
+
+/// `f()` if it finishes within `limit`, else `None` (the thread is left to the process's end).
+fn within<T, F>(limit: Duration, f: F) -> Option<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).ok()
 }
 
 fn stat_path(path: &Path, limit: Duration) -> Result<(), Errno> {
@@ -678,7 +719,9 @@ fn wait_healthy(p: &Params, report: &mut Report) -> Result<Diagnosis, Failure> {
 fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
     let systemd = Path::new("/run/systemd/system").is_dir();
     let mut p = params(&ctx.params, systemd)?;
-    p.path = kernel_path(&p.path);
+    // lstat of a hung FUSE mount's root blocks: bounded, falling back to the path as given.
+    let given = p.path.clone();
+    p.path = within(PROBE_LIMIT, move || kernel_path(&given)).unwrap_or_else(|| p.path.clone());
     let before = diagnose(&p.path, &p.health_file, PROBE_LIMIT)?;
     let actions = plan(&before, &p);
     let path = p.path.display().to_string();
@@ -984,6 +1027,28 @@ mod tests {
         assert!(check_health_file("nodes/a/x").is_ok());
         assert!(check_health_file("/etc/passwd").is_err());
         assert!(check_health_file("../x").is_err());
+    }
+
+    #[test]
+    fn kernel_path_resolves_symlinks_without_entering_the_target() {
+        let base = std::env::temp_dir().join(format!("fr-kp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("real/etc")).unwrap();
+        std::os::unix::fs::symlink("real/etc", base.join("etc")).unwrap();
+        // The mount point itself is a symlink (relative, with ".."), and its target is missing
+        // (as a dead mount cannot be entered): still resolved by readlink alone.
+        std::os::unix::fs::symlink("../mnt/pve", base.join("real/etc/pve")).unwrap();
+        let real = std::fs::canonicalize(&base).unwrap();
+        assert_eq!(
+            kernel_path(&base.join("etc/pve")),
+            real.join("real/mnt/pve")
+        );
+        assert_eq!(kernel_path(&base.join("etc/x")), real.join("real/etc/x"));
+        // A loop ends without hanging.
+        std::os::unix::fs::symlink("loop", base.join("loop")).unwrap();
+        let _ = kernel_path(&base.join("loop"));
+        assert_eq!(kernel_path(Path::new("/")), PathBuf::from("/"));
+        let _ = std::fs::remove_dir_all(&base);
     }
 
     #[test]
