@@ -727,3 +727,36 @@ fn path_given_through_a_symlink_is_resolved() {
     assert_eq!(m["state_after"], "healthy");
     assert!(o.one("STAT", 0).starts_with("ok"), "{}", o.raw);
 }
+
+#[test]
+fn mount_below_the_dead_mount_is_named_then_detached() {
+    if !lab_ready("mount_below_the_dead_mount_is_named_then_detached") {
+        return;
+    }
+    let lab = Lab::new("fr-sub");
+    std::fs::create_dir_all(lab.dir.join("src/sub")).unwrap();
+    lab.args("strict.json", json!({"lazy": false}));
+    lab.args("lazy.json", json!({}));
+    let o = lab.run(
+        r#"sub() { echo "SUB $(awk '$5 == ENVIRON["MNT_ESC"] "/sub"' /proc/self/mountinfo | wc -l)"; }
+fuse_up; mount -t tmpfs lab-sub "$MNT/sub"; fuse_kill
+module strict.json; show; sub; module lazy.json; show; sub"#,
+    );
+    let strict = o.module(0);
+    assert_eq!(strict["failed"], true, "{}", o.raw);
+    assert_eq!(strict["submounts"], json!([format!("{}/sub", lab.mnt())]));
+    assert!(
+        strict["msg"].as_str().unwrap().contains("mount "),
+        "{}",
+        strict["msg"]
+    );
+    assert!(o.one("STAT", 0).contains("not connected"));
+    let lazy = o.module(1);
+    assert_eq!(lazy["failed"], false, "{}", o.raw);
+    assert_eq!(lazy["state_after"], "healthy");
+    assert_eq!(lazy["actions"][0]["errno"], libc::EBUSY);
+    assert!(o.one("STAT", 1).starts_with("ok"), "{}", o.raw);
+    // The strict run left the tmpfs below; the lazy detach took it away with the dead mount.
+    assert_eq!(o.one("SUB", 0), "1", "{}", o.raw);
+    assert_eq!(o.one("SUB", 1), "0", "{}", o.raw);
+}
