@@ -566,8 +566,20 @@ fn bad_parameters_are_refused_before_anything() {
     );
     let r = common::run_module(BIN, &json!({"health_file": "/etc/passwd"}));
     assert!(r.msg().contains("health_file"), "{}", r.msg());
-    let r = common::run_module(BIN, &json!({"timeout": -1}));
-    assert!(r.msg().contains("timeout"), "{}", r.msg());
+    for t in [json!(-1), json!(86401), json!("9223372036854775807")] {
+        let r = common::run_module(BIN, &json!({ "timeout": t }));
+        assert!(
+            r.msg().contains("timeout must be between 0 and 86400"),
+            "{}",
+            r.msg()
+        );
+    }
+    let r = common::run_module(BIN, &json!({"service": "../../bin/sh"}));
+    assert!(
+        r.msg().contains("service must be a service name"),
+        "{}",
+        r.msg()
+    );
     let r = common::run_module(BIN, &json!({"service_manager": "upstart"}));
     assert_eq!(
         r.msg(),

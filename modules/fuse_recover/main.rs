@@ -52,10 +52,10 @@ enum ParamError {
     Path(String),
     #[error("health_file must be a relative path inside path, without '..' (got '{0}'); use an empty string to check only the mount")]
     HealthFile(String),
-    #[error("timeout must be 0 or more seconds (got {0})")]
+    #[error("timeout must be between 0 and 86400 seconds (got {0})")]
     Timeout(i64),
-    #[error("service must not be empty when start_command is not given")]
-    Service,
+    #[error("service must be a service name such as pve-cluster (no '/', no spaces) when start_command is not given (got '{0}')")]
+    Service(String),
     #[error("start_command is an argv list and is not run through a shell: give it as a list, e.g. ['/etc/init.d/pve-cluster', 'start'] (got '{0}')")]
     StartShell(String),
 }
@@ -87,8 +87,9 @@ fn start_argv(
         }
         return Ok(start_command.to_vec());
     }
-    if service.trim().is_empty() {
-        return Err(ParamError::Service);
+    if service.is_empty() || service.contains(['/', '\0']) || service.contains(char::is_whitespace)
+    {
+        return Err(ParamError::Service(service.to_string()));
     }
     let systemd = match manager {
         "systemd" => true,
@@ -107,7 +108,10 @@ fn start_argv(
 /// `/x/./y/` → `/x/y`; relative paths and `..` are refused.
 fn normal_path(p: &str) -> Result<PathBuf, ParamError> {
     let path = Path::new(p);
-    if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
+    if !path.is_absolute()
+        || path.components().any(|c| c == Component::ParentDir)
+        || p.contains('\0')
+    {
         return Err(ParamError::Path(p.to_string()));
     }
     Ok(path.components().collect())
@@ -123,7 +127,7 @@ fn check_health_file(h: &str) -> Result<String, ParamError> {
 
 fn params(p: &protocol::Params, systemd_running: bool) -> Result<Params, ParamError> {
     let timeout = p.int("timeout").unwrap_or(30);
-    if timeout < 0 {
+    if !(0..=86400).contains(&timeout) {
         return Err(ParamError::Timeout(timeout));
     }
     Ok(Params {
@@ -1002,10 +1006,12 @@ mod tests {
             start_argv(&own, "pve-cluster", "systemd", true).unwrap(),
             own
         );
-        assert_eq!(
-            start_argv(&[], " ", "auto", false),
-            Err(ParamError::Service)
-        );
+        for bad in ["", " ", "../../bin/sh", "pve cluster"] {
+            assert_eq!(
+                start_argv(&[], bad, "auto", false),
+                Err(ParamError::Service(bad.into()))
+            );
+        }
         let shell = s(&["/etc/init.d/pve-cluster start"]);
         assert!(matches!(
             start_argv(&shell, "pve-cluster", "auto", false),
@@ -1023,6 +1029,7 @@ mod tests {
         assert!(normal_path("etc/pve").is_err());
         assert!(normal_path("").is_err());
         assert!(normal_path("/etc/../pve").is_err());
+        assert!(normal_path("/etc/p\0ve").is_err());
         assert!(check_health_file("").is_ok());
         assert!(check_health_file("nodes/a/x").is_ok());
         assert!(check_health_file("/etc/passwd").is_err());
