@@ -3,6 +3,7 @@
 
 pub mod edit;
 pub mod hosts;
+pub mod mounts;
 pub mod protocol;
 pub mod pve;
 pub mod run;

@@ -1,0 +1,774 @@
+//! fuse_recover against real FUSE mounts (bindfs), never the real /etc/pve: every scenario
+//! runs in its own private mount namespace (`unshare -m --propagation private`), over a temp
+//! directory whose mount point has a space in its name (so the kernel's `\040` escape is
+//! exercised too). Each scenario is a bash script that mounts, kills, runs the module binary
+//! and prints what the kernel then shows; the test asserts on those lines. Every process the
+//! script starts is recorded in `$T/pids` and killed by PID on exit; the namespace, and with
+//! it every mount, goes away when the script ends.
+//!
+//! Skipped (with the reason printed) when not root, without bindfs, or when unshare is
+//! refused, unless PVE2NODE_E2E=1, which turns a skip into a failure.
+
+mod common;
+
+use common::TempDir;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fuse_recover");
+
+/// Why the lab cannot run here, if it cannot.
+fn unavailable() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root".into());
+    }
+    for tool in ["bindfs", "unshare", "setsid", "timeout"] {
+        if pve2node::run::which(tool).is_none() {
+            return Some(format!("{tool} is not installed"));
+        }
+    }
+    let ok = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "true"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        return Some("unshare -m refused".into());
+    }
+    if !Path::new("/dev/fuse").exists() {
+        return Some("/dev/fuse is missing".into());
+    }
+    None
+}
+
+fn lab_ready(test: &str) -> bool {
+    match unavailable() {
+        None => true,
+        Some(why) => {
+            if std::env::var("PVE2NODE_E2E").as_deref() == Ok("1") {
+                panic!("{test}: cannot run the FUSE lab ({why}) and PVE2NODE_E2E=1");
+            }
+            eprintln!("SKIP {test}: {why}");
+            false
+        }
+    }
+}
+
+/// Functions every scenario script starts with. $1 = temp dir, $2 = module binary.
+const PRELUDE: &str = r#"
+set -u
+T="$1"; B="$2"; SRC="$T/src"; MNT="$T/mnt point"
+export MNT_ESC="${MNT// /\\040}"
+: > "$T/pids"
+cleanup() { for p in $(cat "$T/pids" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done; }
+trap cleanup EXIT
+trap 'exit 143' TERM INT
+ms() { date +%s%3N; }
+mi() { awk '$5 == ENVIRON["MNT_ESC"]' /proc/self/mountinfo; }
+# bindfs in the foreground, in the background: its PID is ours to kill.
+fuse_up() {
+  bindfs -f -o attr_timeout=0,entry_timeout=0,negative_timeout=0 "${1:-$SRC}" "$MNT" </dev/null >/dev/null 2>&1 &
+  FUSE_PID=$!; echo "$FUSE_PID" >> "$T/pids"
+  for i in $(seq 200); do
+    mi | grep -q ' - fuse ' && stat "$MNT" >/dev/null 2>&1 && return 0; sleep 0.025
+  done
+  echo "ERROR bindfs did not come up"; exit 1
+}
+# SIGKILL the FUSE daemon and wait (bounded) until the kernel says ENOTCONN.
+fuse_kill() {
+  kill -9 "$FUSE_PID"; local t0; t0=$(ms)
+  for i in $(seq 400); do stat "$MNT" >/dev/null 2>&1 || break; sleep 0.005; done
+  echo "STALE_MS $(( $(ms) - t0 ))"
+}
+show() {
+  # %s makes statx ask for the size: a bare stat may be answered from the attribute cache.
+  echo "STAT $(stat -c 'ok %s' "$MNT" 2>&1 | tail -n 1)"
+  mi | sed 's/^/MI /'
+  echo "MEMBERS $(cat "$MNT/.members" 2>&1 | tail -n 1)"
+  echo "STARTED $(cat "$T/started" 2>/dev/null || echo no)"
+}
+module() {
+  local t0; t0=$(ms)
+  echo "MODULE $("$B" "$T/$1")"
+  echo "MODULE_MS $(( $(ms) - t0 ))"
+}
+"#;
+
+/// The start command of the lab: mounts bindfs again and returns (bindfs keeps running in its
+/// own session, so the module's command runner does not kill it with the script's group).
+const START: &str = r#"#!/bin/bash
+T="$(dirname "$0")"; M="$T/mnt point"; export MNT_ESC="${M// /\\040}"
+setsid bindfs -f -o attr_timeout=0,entry_timeout=0,negative_timeout=0 "$1" "$T/mnt point" </dev/null >/dev/null 2>&1 &
+echo $! >> "$T/pids"
+echo $! > "$T/started"
+# Return once mounted, as an init script does: the module's runner kills the script's process
+# group when it returns, which would catch bindfs before its setsid.
+for i in $(seq 200); do
+  awk '$5 == ENVIRON["MNT_ESC"] && / - fuse /' /proc/self/mountinfo | grep -q . && exit 0
+  sleep 0.025
+done
+echo "bindfs did not mount within 5 s" >&2
+exit 1
+"#;
+
+const FAIL: &str = "#!/bin/sh\necho 'boom: cannot mount the filesystem' >&2\nexit 3\n";
+
+/// What one scenario printed.
+struct Out {
+    lines: Vec<String>,
+    modules: Vec<Value>,
+    raw: String,
+}
+
+impl Out {
+    fn get(&self, key: &str) -> Vec<&str> {
+        let p = format!("{key} ");
+        self.lines
+            .iter()
+            .filter_map(|l| {
+                l.strip_prefix(&p)
+                    .or(if l == key { Some("") } else { None })
+            })
+            .collect()
+    }
+    fn one(&self, key: &str, nth: usize) -> &str {
+        self.get(key)
+            .get(nth)
+            .copied()
+            .unwrap_or_else(|| panic!("no {key} #{nth} in output:\n{}", self.raw))
+    }
+    fn module(&self, nth: usize) -> &Value {
+        self.modules
+            .get(nth)
+            .unwrap_or_else(|| panic!("no module run #{nth} in output:\n{}", self.raw))
+    }
+}
+
+struct Lab {
+    dir: TempDir,
+}
+
+impl Lab {
+    fn new(tag: &str) -> Lab {
+        let dir = TempDir::new(tag);
+        for d in ["src", "mnt point", "empty"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        dir.write("src/.members", "{ \"nodename\": \"pve1\" }\n");
+        dir.write("src/hello", "hello\n");
+        for (name, text) in [("start.sh", START), ("fail.sh", FAIL)] {
+            let p = dir.write(name, text);
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Lab { dir }
+    }
+    fn t(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+    fn mnt(&self) -> String {
+        format!("{}/mnt point", self.t())
+    }
+    /// The module's args with the lab's path and start command, plus `extra`.
+    fn args(&self, name: &str, extra: Value) -> &Self {
+        let mut a = json!({
+            "path": self.mnt(),
+            "start_command": [format!("{}/start.sh", self.t()), format!("{}/src", self.t())],
+            "timeout": 10,
+        });
+        if let (Some(m), Value::Object(e)) = (a.as_object_mut(), extra) {
+            m.extend(e);
+        }
+        self.dir.write(name, serde_json::to_vec(&a).unwrap());
+        self
+    }
+    fn run(&self, body: &str) -> Out {
+        let script = format!("{PRELUDE}\n{body}\n");
+        let out = Command::new("timeout")
+            .args([
+                "-k",
+                "5",
+                "120",
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+            ])
+            .args(["bash", "-c", &script, "scenario"])
+            .arg(self.dir.path())
+            .arg(BIN)
+            .output()
+            .expect("run unshare");
+        let raw = format!(
+            "{}\n--- stderr ---\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(String::from)
+            .collect();
+        assert!(
+            !lines.iter().any(|l| l.starts_with("ERROR")),
+            "scenario error:\n{raw}"
+        );
+        let modules = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("MODULE "))
+            .map(|j| {
+                serde_json::from_str(j)
+                    .unwrap_or_else(|e| panic!("module output is not JSON ({e}): {j}\n{raw}"))
+            })
+            .collect();
+        Out {
+            lines,
+            modules,
+            raw,
+        }
+    }
+}
+
+fn actions(m: &Value) -> Vec<(String, String)> {
+    m["actions"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    let what = s["syscall"]
+                        .as_str()
+                        .map(String::from)
+                        .unwrap_or_else(|| s["action"].as_str().unwrap_or("").to_string());
+                    (what, s["result"].as_str().unwrap_or("").to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn fuse_lines(o: &Out) -> Vec<&str> {
+    o.get("MI")
+        .into_iter()
+        .filter(|l| l.contains(" - fuse "))
+        .collect()
+}
+
+#[test]
+fn live_mount_is_healthy_and_left_alone() {
+    if !lab_ready("live_mount_is_healthy_and_left_alone") {
+        return;
+    }
+    let lab = Lab::new("fr-live");
+    lab.args("a.json", json!({}));
+    let o = lab.run("fuse_up; module a.json; show");
+    let m = o.module(0);
+    assert_eq!(m["failed"], false, "{}", o.raw);
+    assert_eq!(m["changed"], false);
+    assert_eq!(m["state_before"], "healthy");
+    assert_eq!(m["state_after"], "healthy");
+    assert_eq!(m["actions"], json!([]));
+    assert_eq!(m["diagnosis_before"]["mount"]["fstype"], "fuse");
+    // The kernel's "\040" was decoded: the module found the mount at the path with a space.
+    assert_eq!(m["path"], lab.mnt());
+    assert!(o.one("STAT", 0).starts_with("ok"));
+    assert_eq!(o.one("STARTED", 0), "no");
+}
+
+#[test]
+fn sigkilled_fuse_is_unmounted_restarted_and_healthy() {
+    if !lab_ready("sigkilled_fuse_is_unmounted_restarted_and_healthy") {
+        return;
+    }
+    let lab = Lab::new("fr-kill");
+    lab.args("a.json", json!({}));
+    let o = lab.run("fuse_up; fuse_kill; show; module a.json; show; module a.json");
+    // Before: the lab's facts (mount line stays, stat says ENOTCONN).
+    assert!(
+        o.one("STAT", 0)
+            .contains("Transport endpoint is not connected"),
+        "{}",
+        o.raw
+    );
+    assert_eq!(
+        fuse_lines(&o).len(),
+        2,
+        "one fuse line before, one after:\n{}",
+        o.raw
+    );
+    let m = o.module(0);
+    assert_eq!(m["failed"], false, "{}", o.raw);
+    assert_eq!(m["changed"], true);
+    assert_eq!(m["state_before"], "stale");
+    assert_eq!(m["state_after"], "healthy");
+    assert!(m["diagnosis_before"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("not connected"));
+    let acts = actions(m);
+    assert_eq!(acts.len(), 3, "{acts:?}");
+    assert!(
+        acts[0].0.contains("MNT_FORCE") && acts[0].1 == "ok",
+        "{acts:?}"
+    );
+    assert_eq!(acts[1], ("start".to_string(), "ok".to_string()));
+    assert_eq!(acts[2], ("wait".to_string(), "healthy".to_string()));
+    assert_eq!(m["actions"][1]["rc"], 0);
+    // After: a stat works, the files are there, a new bindfs was started.
+    assert!(o.one("STAT", 1).starts_with("ok"), "{}", o.raw);
+    assert!(o.one("MEMBERS", 1).contains("pve1"));
+    assert_ne!(o.one("STARTED", 1), "no");
+    // Run again: healthy, nothing done.
+    let again = o.module(1);
+    assert_eq!(again["changed"], false);
+    assert_eq!(again["state_before"], "healthy");
+    eprintln!(
+        "MEASURE kernel noticed the SIGKILL after {} ms; stale -> healthy (module run) {} ms; wait step {} s",
+        o.one("STALE_MS", 0),
+        o.one("MODULE_MS", 0),
+        m["actions"][2]["elapsed"]
+    );
+}
+
+/// A process with its cwd inside the dead mount, so the forced unmount is busy.
+const BUSY: &str = r#"fuse_up
+(cd "$MNT" && exec sleep 60) & echo $! >> "$T/pids"; echo "HOLDER $!"
+sleep 0.2
+fuse_kill; show"#;
+
+#[test]
+fn busy_dead_mount_falls_back_to_lazy_unmount() {
+    if !lab_ready("busy_dead_mount_falls_back_to_lazy_unmount") {
+        return;
+    }
+    let lab = Lab::new("fr-busy");
+    lab.args("a.json", json!({}));
+    let o = lab.run(&format!("{BUSY}; module a.json; show"));
+    let m = o.module(0);
+    assert_eq!(m["failed"], false, "{}", o.raw);
+    assert_eq!(m["state_before"], "stale");
+    assert_eq!(m["state_after"], "healthy");
+    let acts = actions(m);
+    assert_eq!(acts.len(), 4, "{acts:?}");
+    assert!(
+        acts[0].0.contains("MNT_FORCE") && acts[0].1 == "failed",
+        "{acts:?}"
+    );
+    assert_eq!(m["actions"][0]["errno"], libc::EBUSY);
+    assert!(
+        acts[1].0.contains("MNT_DETACH") && acts[1].1 == "ok",
+        "{acts:?}"
+    );
+    assert_eq!(acts[2].1, "ok");
+    assert_eq!(acts[3].1, "healthy");
+    assert!(o.one("STAT", 1).starts_with("ok"), "{}", o.raw);
+    assert!(o.one("MEMBERS", 1).contains("pve1"));
+}
+
+#[test]
+fn busy_dead_mount_with_lazy_false_fails_and_names_the_holder() {
+    if !lab_ready("busy_dead_mount_with_lazy_false_fails_and_names_the_holder") {
+        return;
+    }
+    let lab = Lab::new("fr-strict");
+    lab.args("a.json", json!({"lazy": false}));
+    let o = lab.run(&format!("{BUSY}; module a.json; show"));
+    let m = o.module(0);
+    assert_eq!(m["failed"], true, "{}", o.raw);
+    assert_eq!(m["changed"], false);
+    assert_eq!(m["state_before"], "stale");
+    assert_eq!(m["state_after"], "stale");
+    let holder: u64 = o.one("HOLDER", 0).parse().unwrap();
+    let msg = m["msg"].as_str().unwrap();
+    assert!(msg.contains(&format!("pid {holder} (sleep, cwd)")), "{msg}");
+    assert!(msg.contains("lazy"), "{msg}");
+    assert!(m["holders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h["pid"] == holder && h["comm"] == "sleep" && h["uses"] == json!(["cwd"])));
+    let acts = actions(m);
+    assert_eq!(acts.len(), 1, "only the forced attempt: {acts:?}");
+    assert_eq!(acts[0].1, "failed");
+    // The mount is untouched: the same mountinfo line before and after, still dead.
+    let mi = o.get("MI");
+    assert_eq!(mi.len(), 2, "{}", o.raw);
+    assert_eq!(mi[0], mi[1]);
+    assert!(o.one("STAT", 1).contains("not connected"));
+    assert_eq!(o.one("STARTED", 1), "no");
+}
+
+#[test]
+fn not_mounted_is_started() {
+    if !lab_ready("not_mounted_is_started") {
+        return;
+    }
+    let lab = Lab::new("fr-unmounted");
+    lab.args("a.json", json!({}));
+    let o = lab.run("show; module a.json; show");
+    let m = o.module(0);
+    assert_eq!(m["failed"], false, "{}", o.raw);
+    assert_eq!(m["changed"], true);
+    assert_eq!(m["state_before"], "unmounted");
+    assert_eq!(m["state_after"], "healthy");
+    let acts = actions(m);
+    assert_eq!(
+        acts,
+        vec![
+            ("start".into(), "ok".into()),
+            ("wait".into(), "healthy".into())
+        ]
+    );
+    assert!(o.one("STAT", 1).starts_with("ok"));
+    assert!(o.one("MEMBERS", 1).contains("pve1"));
+    assert_eq!(fuse_lines(&o).len(), 1);
+}
+
+#[test]
+fn failing_start_command_fails_with_its_stderr() {
+    if !lab_ready("failing_start_command_fails_with_its_stderr") {
+        return;
+    }
+    let lab = Lab::new("fr-startfail");
+    let t = lab.t();
+    lab.args("a.json", json!({"start_command": [format!("{t}/fail.sh")]}));
+    let o = lab.run("module a.json; show");
+    let m = o.module(0);
+    assert_eq!(m["failed"], true, "{}", o.raw);
+    assert_eq!(m["state_before"], "unmounted");
+    assert_eq!(m["state_after"], "unmounted");
+    assert_eq!(m["rc"], 3);
+    let msg = m["msg"].as_str().unwrap();
+    assert!(msg.contains("boom: cannot mount the filesystem"), "{msg}");
+    assert!(msg.contains("rc 3"), "{msg}");
+    assert_eq!(m["stderr"], "boom: cannot mount the filesystem\n");
+    // No wait after a failed start.
+    assert_eq!(actions(m), vec![("start".into(), "failed".into())]);
+}
+
+#[test]
+fn start_that_never_becomes_healthy_fails_after_timeout() {
+    if !lab_ready("start_that_never_becomes_healthy_fails_after_timeout") {
+        return;
+    }
+    let lab = Lab::new("fr-never");
+    let t = lab.t();
+    // 1: a start command that does nothing; 2: one that mounts a tree without the health file.
+    lab.args("a.json", json!({"start_command": ["true"], "timeout": 2}));
+    lab.args(
+        "b.json",
+        json!({"start_command": [format!("{t}/start.sh"), format!("{t}/empty")], "timeout": 2}),
+    );
+    let o = lab.run("module a.json; module b.json; show");
+    for (i, needle) in [(0, "nothing is mounted"), (1, ".members")] {
+        let m = o.module(i);
+        assert_eq!(m["failed"], true, "{}", o.raw);
+        assert_eq!(m["changed"], true);
+        let msg = m["msg"].as_str().unwrap();
+        assert!(
+            msg.contains("still not healthy 2 s after the start"),
+            "{msg}"
+        );
+        assert!(msg.contains(needle), "{msg}");
+        let wait = &m["actions"][1];
+        assert_eq!(wait["result"], "failed");
+        assert!(wait["last_error"].as_str().unwrap().contains(needle));
+        let elapsed = wait["elapsed"].as_f64().unwrap();
+        assert!(elapsed >= 2.0, "waited only {elapsed} s");
+        let ms: u64 = o.one("MODULE_MS", i).parse().unwrap();
+        assert!(ms < 30_000, "module took {ms} ms");
+    }
+    assert_eq!(o.module(0)["state_after"], "unmounted");
+    // The second start did mount (a healthy FUSE without the health file): "other".
+    assert_eq!(o.module(1)["state_after"], "other");
+}
+
+#[test]
+fn check_mode_on_stale_mount_changes_nothing() {
+    if !lab_ready("check_mode_on_stale_mount_changes_nothing") {
+        return;
+    }
+    let lab = Lab::new("fr-check");
+    lab.args("a.json", json!({"_ansible_check_mode": true}));
+    let o = lab.run("fuse_up; fuse_kill; show; module a.json; show");
+    let m = o.module(0);
+    assert_eq!(m["failed"], false, "{}", o.raw);
+    assert_eq!(m["changed"], true, "check mode reports what would change");
+    assert_eq!(m["state_before"], "stale");
+    let acts = actions(m);
+    assert_eq!(acts.len(), 3);
+    assert!(acts.iter().all(|a| a.1 == "planned"), "{acts:?}");
+    let mi = o.get("MI");
+    assert_eq!(mi.len(), 2, "{}", o.raw);
+    assert_eq!(mi[0], mi[1], "the dead mount is untouched");
+    assert!(o.one("STAT", 1).contains("not connected"));
+    assert_eq!(o.one("STARTED", 1), "no");
+}
+
+#[test]
+fn non_fuse_mount_is_other_and_left_alone() {
+    if !lab_ready("non_fuse_mount_is_other_and_left_alone") {
+        return;
+    }
+    let lab = Lab::new("fr-tmpfs");
+    lab.args("a.json", json!({}));
+    lab.args("b.json", json!({"_ansible_check_mode": true}));
+    let o = lab.run(r#"mount -t tmpfs lab-tmpfs "$MNT" && echo x > "$MNT/.members"; show; module a.json; module b.json; show"#);
+    for i in 0..2 {
+        let m = o.module(i);
+        assert_eq!(m["failed"], true, "{}", o.raw);
+        assert_eq!(m["changed"], false);
+        assert_eq!(m["state_before"], "other");
+        assert_eq!(m["actions"], json!([]));
+        assert!(
+            m["msg"].as_str().unwrap().contains("tmpfs mount"),
+            "{}",
+            m["msg"]
+        );
+    }
+    let mi = o.get("MI");
+    assert_eq!(mi.len(), 2, "{}", o.raw);
+    assert_eq!(mi[0], mi[1]);
+    assert!(mi[1].contains(" - tmpfs lab-tmpfs "));
+    assert!(o.one("STAT", 1).starts_with("ok"));
+    assert_eq!(o.one("STARTED", 1), "no");
+}
+
+#[test]
+fn hung_fuse_daemon_is_reported_not_touched() {
+    if !lab_ready("hung_fuse_daemon_is_reported_not_touched") {
+        return;
+    }
+    let lab = Lab::new("fr-hung");
+    lab.args("a.json", json!({}));
+    // SIGSTOP: the daemon lives but answers nothing; a stat would block. Only mountinfo is
+    // read by the script afterwards (no stat), then the daemon is killed by the trap.
+    let o = lab.run(r#"fuse_up; kill -STOP "$FUSE_PID"; mi | sed 's/^/MI /'; module a.json; mi | sed 's/^/MI /'"#);
+    let m = o.module(0);
+    assert_eq!(m["failed"], true, "{}", o.raw);
+    assert_eq!(m["state_before"], "other");
+    assert!(m["msg"].as_str().unwrap().contains("hung"), "{}", m["msg"]);
+    let ms: u64 = o.one("MODULE_MS", 0).parse().unwrap();
+    assert!(ms < 30_000, "module took {ms} ms");
+    let mi = o.get("MI");
+    assert_eq!(mi.len(), 2);
+    assert_eq!(mi[0], mi[1]);
+}
+
+#[test]
+fn bad_parameters_are_refused_before_anything() {
+    let r = common::run_module(BIN, &json!({"path": "etc/pve"}));
+    assert!(r.failed());
+    assert!(
+        r.msg().contains("path must be an absolute path"),
+        "{}",
+        r.msg()
+    );
+    let r = common::run_module(BIN, &json!({"health_file": "/etc/passwd"}));
+    assert!(r.msg().contains("health_file"), "{}", r.msg());
+    for t in [json!(-1), json!(86401), json!("9223372036854775807")] {
+        let r = common::run_module(BIN, &json!({ "timeout": t }));
+        assert!(
+            r.msg().contains("timeout must be between 0 and 86400"),
+            "{}",
+            r.msg()
+        );
+    }
+    let r = common::run_module(BIN, &json!({"service": "../../bin/sh"}));
+    assert!(
+        r.msg().contains("service must be a service name"),
+        "{}",
+        r.msg()
+    );
+    let r = common::run_module(BIN, &json!({"service_manager": "upstart"}));
+    assert_eq!(
+        r.msg(),
+        "value of service_manager must be one of: auto, systemd, sysv, got: upstart"
+    );
+    let r = common::run_module(
+        BIN,
+        &json!({"start_command": "/etc/init.d/pve-cluster start"}),
+    );
+    assert!(r.msg().contains("argv list"), "{}", r.msg());
+}
+
+/// ansible-core 2.19 refuses ANSIBLE_CONFIG=/dev/null ("Unsupported configuration file
+/// extension"), which tests/common sets: an empty ansible.cfg instead.
+fn empty_cfg(dir: &TempDir) -> std::path::PathBuf {
+    dir.write("ansible.cfg", "")
+}
+
+#[test]
+fn ansible_doc_shows_the_sidecar() {
+    let Some(bin) = common::ansible_bin() else {
+        return;
+    };
+    let dir = TempDir::new("fr-doc");
+    let lib = common::ansible_library(&dir, &[("fuse_recover", BIN)]);
+    let out = common::ansible_cmd(&bin, "ansible-doc", &dir, &lib)
+        .env("ANSIBLE_CONFIG", empty_cfg(&dir))
+        .args(["-M"])
+        .arg(&lib)
+        .arg("fuse_recover")
+        .output()
+        .expect("run ansible-doc");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "fuse_recover",
+        "health_file",
+        "start_command",
+        "service_manager",
+        "state_before",
+        "EXAMPLES",
+    ] {
+        assert!(text.contains(needle), "no {needle} in:\n{text}");
+    }
+}
+
+/// The real ansible-playbook (connection local) running the binary module inside the lab's
+/// namespace: a SIGKILLed FUSE is healed, then a second run reports nothing to do.
+#[test]
+fn ansible_playbook_heals_a_dead_mount() {
+    if !lab_ready("ansible_playbook_heals_a_dead_mount") {
+        return;
+    }
+    let Some(bin) = common::ansible_bin() else {
+        return;
+    };
+    let lab = Lab::new("fr-ansible");
+    let lib = common::ansible_library(&lab.dir, &[("fuse_recover", BIN)]);
+    let t = lab.t();
+    let playbook = format!(
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - name: check mode first
+      fuse_recover:
+        path: "{t}/mnt point"
+        start_command: ["{t}/start.sh", "{t}/src"]
+      check_mode: true
+      register: c
+    - name: heal
+      fuse_recover:
+        path: "{t}/mnt point"
+        start_command: ["{t}/start.sh", "{t}/src"]
+        timeout: 10
+      register: r
+    - name: again
+      fuse_recover:
+        path: "{t}/mnt point"
+        start_command: ["{t}/start.sh", "{t}/src"]
+      register: a
+    - assert:
+        that:
+          - c.changed and c.state_before == 'stale' and c.state_after == 'stale'
+          - r.changed and r.state_before == 'stale' and r.state_after == 'healthy'
+          - r.actions | length == 3
+          - not a.changed and a.state_before == 'healthy'
+"#
+    );
+    lab.dir.write("play.yml", playbook);
+    let mut cmd = common::ansible_cmd(&bin, "ansible-playbook", &lab.dir, &lib);
+    cmd.env("ANSIBLE_CONFIG", empty_cfg(&lab.dir));
+    let mut outer = Command::new("timeout");
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => outer.env(k, v),
+            None => outer.env_remove(k),
+        };
+    }
+    let body = format!(
+        r#"fuse_up; fuse_kill; show
+"{}" -i localhost, -c local "$T/play.yml" | sed 's/^/ANSIBLE /'; echo "PLAYBOOK_RC ${{PIPESTATUS[0]}}"
+show"#,
+        bin.join("ansible-playbook").display()
+    );
+    let script = format!("{PRELUDE}\n{body}\n");
+    let out = outer
+        .args([
+            "-k",
+            "5",
+            "180",
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+        ])
+        .args(["bash", "-c", &script, "scenario"])
+        .arg(lab.dir.path())
+        .arg(BIN)
+        .output()
+        .expect("run unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let raw = format!(
+        "{stdout}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("PLAYBOOK_RC 0"), "{raw}");
+    assert!(
+        stdout.contains("ok=4") && stdout.contains("changed=2") && stdout.contains("failed=0"),
+        "{raw}"
+    );
+    let stat: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("STAT "))
+        .collect();
+    assert_eq!(stat.len(), 2, "{raw}");
+    assert!(stat[0].contains("not connected"), "{raw}");
+    assert!(stat[1].starts_with("ok"), "{raw}");
+}
+
+#[test]
+fn path_given_through_a_symlink_is_resolved() {
+    if !lab_ready("path_given_through_a_symlink_is_resolved") {
+        return;
+    }
+    let lab = Lab::new("fr-link");
+    std::os::unix::fs::symlink("mnt point", lab.dir.join("link")).unwrap();
+    lab.args("a.json", json!({"path": format!("{}/link", lab.t())}));
+    let o = lab.run("fuse_up; fuse_kill; module a.json; show");
+    let m = o.module(0);
+    assert_eq!(m["failed"], false, "{}", o.raw);
+    assert_eq!(m["path"], lab.mnt());
+    assert_eq!(m["state_before"], "stale");
+    assert_eq!(m["state_after"], "healthy");
+    assert!(o.one("STAT", 0).starts_with("ok"), "{}", o.raw);
+}
+
+#[test]
+fn mount_below_the_dead_mount_is_named_then_detached() {
+    if !lab_ready("mount_below_the_dead_mount_is_named_then_detached") {
+        return;
+    }
+    let lab = Lab::new("fr-sub");
+    std::fs::create_dir_all(lab.dir.join("src/sub")).unwrap();
+    lab.args("strict.json", json!({"lazy": false}));
+    lab.args("lazy.json", json!({}));
+    let o = lab.run(
+        r#"sub() { echo "SUB $(awk '$5 == ENVIRON["MNT_ESC"] "/sub"' /proc/self/mountinfo | wc -l)"; }
+fuse_up; mount -t tmpfs lab-sub "$MNT/sub"; fuse_kill
+module strict.json; show; sub; module lazy.json; show; sub"#,
+    );
+    let strict = o.module(0);
+    assert_eq!(strict["failed"], true, "{}", o.raw);
+    assert_eq!(strict["submounts"], json!([format!("{}/sub", lab.mnt())]));
+    assert!(
+        strict["msg"].as_str().unwrap().contains("mount "),
+        "{}",
+        strict["msg"]
+    );
+    assert!(o.one("STAT", 0).contains("not connected"));
+    let lazy = o.module(1);
+    assert_eq!(lazy["failed"], false, "{}", o.raw);
+    assert_eq!(lazy["state_after"], "healthy");
+    assert_eq!(lazy["actions"][0]["errno"], libc::EBUSY);
+    assert!(o.one("STAT", 1).starts_with("ok"), "{}", o.raw);
+    // The strict run left the tmpfs below; the lazy detach took it away with the dead mount.
+    assert_eq!(o.one("SUB", 0), "1", "{}", o.raw);
+    assert_eq!(o.one("SUB", 1), "0", "{}", o.raw);
+}
