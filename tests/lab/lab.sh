@@ -55,30 +55,35 @@ in_node() {
     LANG=C.UTF-8 TERM="${TERM:-dumb}" "$@"
 }
 
-# ns_pids NODE: every process in NODE's network namespace or in its anchor's mount namespace.
-ns_pids() {
-  local n=$1 a mntns="" netns="" p
-  a=$(anchor_of "$n")
-  if alive "$a"; then mntns=$(readlink "/proc/$a/ns/mnt" 2>/dev/null || true); fi
-  if netns_exists "$n"; then netns=$(stat -L -c 'net:[%i]' "/run/netns/$n" 2>/dev/null || true); fi
-  for p in /proc/[0-9]*; do
-    p=${p#/proc/}
-    [[ $p == "$$" || $p == "$BASHPID" ]] && continue
-    if [[ -n $mntns && $(readlink "/proc/$p/ns/mnt" 2>/dev/null) == "$mntns" ]] ||
-      [[ -n $netns && $(readlink "/proc/$p/ns/net" 2>/dev/null) == "$netns" ]]; then
-      alive "$p" && echo "$p"
-    fi
+# lab_pids: every live process in a lab node's network namespace or in an anchor's mount
+# namespace, and the ssh client masters Ansible leaves behind (ControlPersist) with their
+# sockets in the lab dir. One pass over /proc.
+lab_pids() {
+  local n a want=() line pid c cmd
+  for n in "${NODES[@]}"; do
+    a=$(anchor_of "$n")
+    if alive "$a"; then want+=("$(readlink "/proc/$a/ns/mnt" 2>/dev/null || true)"); fi
+    if netns_exists "$n"; then want+=("net:[$(stat -L -c %i "/run/netns/$n" 2>/dev/null || true)]"); fi
   done
-  return 0
-}
-
-# ssh client masters Ansible leaves behind (ControlPersist) with their sockets in the lab dir.
-ssh_master_pids() {
-  local p
-  for p in /proc/[0-9]*; do
-    p=${p#/proc/}
-    [[ $(cat "/proc/$p/comm" 2>/dev/null) == ssh ]] || continue
-    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$LAB/" && alive "$p" && echo "$p"
+  if ((${#want[@]})); then
+    # lines: '/proc/PID/ns/net' -> 'net:[INODE]'
+    stat -c %N /proc/[0-9]*/ns/net /proc/[0-9]*/ns/mnt 2>/dev/null | while read -r line; do
+      pid=${line#\'/proc/}
+      pid=${pid%%/*}
+      line=${line##* -> }
+      line=${line//\'/}
+      for a in "${want[@]}"; do
+        if [[ $line == "$a" && $pid != "$$" ]]; then alive "$pid" && echo "$pid"; break; fi
+      done
+    done | sort -u
+  fi
+  for pid in /proc/[0-9]*; do
+    pid=${pid#/proc/}
+    c=""
+    { read -r c <"/proc/$pid/comm"; } 2>/dev/null || continue
+    [[ $c == ssh ]] || continue
+    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
+    [[ $cmd == *"$LAB/"* ]] && alive "$pid" && echo "$pid"
   done
   return 0
 }
@@ -89,16 +94,18 @@ cmd_down() {
     say "down: nothing to do"
     return 0
   fi
-  # 1. the services, gently (corosync leaves the membership, bindfs unmounts)
+  # 1. the services, gently (corosync leaves the membership, bindfs unmounts), nodes in parallel
   for n in "${NODES[@]}"; do
     if alive "$(anchor_of "$n")"; then
-      in_node "$n" /usr/local/sbin/pve-cluster stop >/dev/null 2>&1 || true
-      in_node "$n" /usr/local/sbin/lab-corosync stop >/dev/null 2>&1 || true
+      (
+        in_node "$n" /usr/local/sbin/pve-cluster stop >/dev/null 2>&1 || true
+        in_node "$n" /usr/local/sbin/lab-corosync stop >/dev/null 2>&1 || true
+      ) &
     fi
   done
+  wait
   # 2. every process left in the nodes' namespaces (sshd, sessions, anchors), and ssh masters
-  for n in "${NODES[@]}"; do mapfile -t -O "${#pids[@]}" pids < <(ns_pids "$n"); done
-  mapfile -t -O "${#pids[@]}" pids < <(ssh_master_pids)
+  mapfile -t pids < <(lab_pids)
   ((${#pids[@]})) && kill -TERM "${pids[@]}" 2>/dev/null || true
   for ((i = 0; i < 50; i++)); do
     left=0

@@ -9,8 +9,8 @@ elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'
 
 # proc_state PID: the one-letter state of PID from /proc (empty when it does not exist).
 proc_state() {
-  local s
-  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  local s=""
+  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 0
   s=${s##*) }
   printf '%s\n' "${s%% *}"
 }
@@ -18,12 +18,15 @@ proc_state() {
 # alive PID [COMM]: PID exists, is not a zombie (this sandbox's init reaps late) and, when
 # given, its command name is COMM.
 alive() {
-  local pid=${1:-} comm=${2:-} st
+  local pid=${1:-} comm=${2:-} st="" c=""
   [[ $pid =~ ^[0-9]+$ ]] || return 1
-  st=$(proc_state "$pid")
+  { read -r st <"/proc/$pid/stat"; } 2>/dev/null || return 1
+  st=${st##*) }
+  st=${st%% *}
   [[ -n $st && $st != Z && $st != X ]] || return 1
   if [[ -n $comm ]]; then
-    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$comm" ]] || return 1
+    { read -r c <"/proc/$pid/comm"; } 2>/dev/null || return 1
+    [[ $c == "$comm" ]] || return 1
   fi
 }
 
