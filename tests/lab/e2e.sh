@@ -42,6 +42,7 @@ run_rc() {
 qrc() { local rc=0; "$L" exec "$1" timeout 5 corosync-quorumtool -s >/dev/null 2>&1 || rc=$?; echo "$rc"; }
 quorate() { [[ $(qrc "$1") == 0 ]]; }
 blocked() { [[ $(qrc "$1") == 2 ]]; }
+# shellcheck disable=SC2016 # awk programs
 pve_mode() { "$L" exec "$1" awk '$5 == "/etc/pve" { split($6, o, ","); m = o[1] } END { print m }' /proc/self/mountinfo; }
 pve_rw() { [[ $(pve_mode "$1") == rw ]]; }
 pve_ro() { [[ $(pve_mode "$1") == ro ]]; }
@@ -238,6 +239,7 @@ echo "-- dead FUSE process: the seed's stale /etc/pve"
 "$L" kill-fuse pve2 >/dev/null
 run_rc out err rc pve2 stat /etc/pve
 check_has "stat /etc/pve: Transport endpoint is not connected" "Transport endpoint is not connected" "$err"
+# shellcheck disable=SC2016
 check "the stale mount is still in the mount table (fuse)" n2 awk '$5 == "/etc/pve" { for (i = 7; $i != "-"; i++) ; if ($(i + 1) == "fuse") f = 1 } END { exit !f }' /proc/self/mountinfo
 run_rc out err rc pve2 /usr/local/sbin/pve-cluster start
 check_eq "pve-cluster start on the stale mount fails like the seed's" "1 fuse: failed to access mountpoint /etc/pve: Transport endpoint is not connected

@@ -8,6 +8,8 @@
 #   tests/lab/lab.sh shell NODE              interactive shell inside NODE
 #   tests/lab/lab.sh kill-fuse NODE          SIGKILL the node's FUSE (bindfs) process: stale /etc/pve
 #   tests/lab/lab.sh stop-corosync NODE | start-corosync NODE | kill-corosync NODE (SIGKILL)
+#   tests/lab/lab.sh wait NODE COND [TIMEOUT_S]   COND: quorate | blocked | members=N | rw | ro |
+#                                            healthy | stale | unmounted (default timeout 30 s)
 #   tests/lab/lab.sh ansible ARGS... | ansible-playbook ARGS...   the venv's tools against the lab
 #   tests/lab/lab.sh env                     print the exports for running Ansible against the lab
 #
@@ -42,6 +44,8 @@ node_of() {
     *) fail "unknown node '${1:-}' (pve1|pve2|tartanpion|bismuth)" ;;
   esac
 }
+# anchor_ready PID HOSTMNT: PID is the node's `sleep infinity` in its own mount namespace.
+anchor_ready() { alive "$1" sleep && [[ $(readlink "/proc/$1/ns/mnt" 2>/dev/null) != "$2" ]]; }
 anchor_of() { pid_from "$LAB/nodes/$1/anchor.pid"; }
 netns_exists() { [[ -e /run/netns/$1 ]]; }
 
@@ -89,7 +93,10 @@ lab_pids() {
 }
 
 cmd_down() {
-  local t0=$EPOCHREALTIME n pids=() p i left
+  local t0=$EPOCHREALTIME n pids=() p i left made=0
+  # /run/netns: unmount it if our `ip netns add` made it a mount point (recorded in the lab dir;
+  # when the lab dir itself was lost, an empty one is assumed to be ours)
+  [[ -e $LAB/run-netns-made || ! -e $MARK ]] && made=1
   if [[ ! -e $MARK ]] && ! netns_exists pve1 && ! netns_exists pve2; then
     say "down: nothing to do"
     return 0
@@ -106,7 +113,7 @@ cmd_down() {
   wait
   # 2. every process left in the nodes' namespaces (sshd, sessions, anchors), and ssh masters
   mapfile -t pids < <(lab_pids)
-  ((${#pids[@]})) && kill -TERM "${pids[@]}" 2>/dev/null || true
+  if ((${#pids[@]})); then kill -TERM "${pids[@]}" 2>/dev/null || true; fi
   for ((i = 0; i < 50; i++)); do
     left=0
     for p in "${pids[@]}"; do alive "$p" && left=1; done
@@ -125,7 +132,7 @@ cmd_down() {
   for n in "${NODES[@]}"; do
     if netns_exists "$n"; then ip netns del "$n" 2>/dev/null || { umount -l "/run/netns/$n" 2>/dev/null; rm -f "/run/netns/$n"; }; fi
   done
-  if [[ -e $LAB/run-netns-made ]] && mountpoint -q /run/netns && [[ -z $(ls -A /run/netns 2>/dev/null) ]]; then
+  if ((made)) && mountpoint -q /run/netns && [[ -z $(ls -A /run/netns 2>/dev/null) ]]; then
     umount /run/netns 2>/dev/null || umount -l /run/netns
     rmdir /run/netns 2>/dev/null || true
   fi
@@ -155,7 +162,7 @@ ff00::0 ip6-mcastprefix
 ff02::1 ip6-allnodes
 ff02::2 ip6-allrouters
 HOSTS
-  cp "$here"/standins/{pvecm,pve-cluster,lab-corosync,lab-corosync-conf,lab-lib.sh} "$d/sbin/"
+  cp "$here"/standins/{pvecm,pve-cluster,pveversion,lab-corosync,lab-corosync-conf,lab-lib.sh} "$d/sbin/"
   cat >"$d/sbin/lab.conf" <<CONF
 LAB=$LAB
 NODE=$n
@@ -206,7 +213,7 @@ SCRIPT
 }
 
 cmd_up() {
-  local t0=$EPOCHREALTIME n a t1 hostmnt
+  local t0=$EPOCHREALTIME n a hostmnt
   [[ $(id -u) == 0 ]] || fail "must run as root"
   for c in corosync corosync-keygen bindfs nsenter unshare ip sshd nc ssh-keygen python3; do
     command -v "$c" >/dev/null || fail "missing $c (run scripts/setup.sh)"
@@ -244,7 +251,7 @@ cmd_up() {
   done
   for n in "${NODES[@]}"; do
     a=$(anchor_of "$n")
-    wait_for 5 bash -c '[[ $(readlink /proc/'"$a"'/ns/mnt) != "'"$hostmnt"'" && $(cat /proc/'"$a"'/comm) == sleep ]]' ||
+    wait_for 5 anchor_ready "$a" "$hostmnt" ||
       fail "node $n: anchor process did not start"
     nsenter -t "$a" -m -u -n bash -c "$(node_setup_script "$n")" || fail "node $n: mount setup failed"
   done
@@ -310,7 +317,28 @@ cmd_status() {
     echo "  sshd: $(alive "$(pid_from "$LAB/nodes/$n/run/sshd.pid")" && echo "running (pid $(pid_from "$LAB/nodes/$n/run/sshd.pid"))" || echo stopped)"
   done
   ((up == 2)) || rc=1
+  for n in "${NODES[@]}"; do
+    alive "$(pid_from "$LAB/nodes/$n/run/sshd.pid")" sshd || rc=1
+  done
+  if [[ ! -e $LAB/up-done ]]; then echo "lab: incomplete: 'up' did not finish (run: $0 down, or up again)"; rc=1; fi
   return $rc
+}
+
+# cond_holds NODE COND: one check of a `wait` condition inside NODE.
+cond_holds() {
+  local n=$1 c=$2 rc=0 out
+  case $c in
+    quorate | blocked | members=*)
+      out=$(in_node "$n" timeout 5 corosync-quorumtool -s 2>/dev/null) || rc=$?
+      case $c in
+        quorate) ((rc == 0)) ;;
+        blocked) ((rc == 2)) ;;
+        members=*) [[ $out =~ Nodes:\ +${c#members=}$'\n' ]] ;;
+      esac ;;
+    rw | ro) [[ $(in_node "$n" bash -c ". /usr/local/sbin/lab-lib.sh; fuse_mount_opts /etc/pve") == "$c"* ]] ;;
+    healthy | stale | unmounted) [[ $(in_node "$n" bash -c ". /usr/local/sbin/lab-lib.sh; pve_state /etc/pve") == "$c" ]] ;;
+    *) fail "unknown condition '$c' (quorate|blocked|members=N|rw|ro|healthy|stale|unmounted)" ;;
+  esac
 }
 
 cmd=${1:-}
@@ -337,6 +365,16 @@ case $cmd in
     say "killed corosync $p of $n (SIGKILL: a crash, the peer notices after the token timeout)" ;;
   start-corosync) n=$(node_of "${1:-}"); in_node "$n" /usr/local/sbin/lab-corosync start ;;
   env) cat "$LAB/env.sh" ;;
+  wait)
+    n=$(node_of "${1:-}")
+    c=${2:?usage: wait NODE COND [TIMEOUT_S]}
+    t=${3:-30}
+    t0=$EPOCHREALTIME
+    if wait_for "$t" cond_holds "$n" "$c"; then
+      say "$n: $c after $(elapsed "$t0") s"
+    else
+      fail "$n: not $c after $t s"
+    fi ;;
   ansible | ansible-playbook | ansible-inventory)
     [[ -e $LAB/env.sh ]] || fail "lab is not up"
     # shellcheck source=/dev/null
