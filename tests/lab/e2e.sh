@@ -61,6 +61,8 @@ echo "== lab e2e ($LAB)"
 t0=$EPOCHREALTIME
 "$L" up
 t_up=$(elapsed "$t0")
+check_has "up again: idempotent" "already up" "$("$L" up 2>&1)"
+check "status: exit 0 when up" "$L" status
 
 echo "-- Ansible reaches each node for real (ssh inside its namespaces)"
 t0=$EPOCHREALTIME
@@ -130,6 +132,12 @@ run_rc out err rc pve1 pvecm create elao --link0 10.99.0.1
 check_eq "create again: exit 255 and Proxmox's message" "255 cluster config '/etc/pve/corosync.conf' already exists" "$rc $err"
 run_rc out err rc pve2 pvecm status
 check_eq "bismuth still outside (its own /etc/pve)" 255 "$rc"
+
+run_rc out err rc pve2 setsid pvecm add 10.99.0.1 --link0 10.99.0.2
+check_eq "add without use_ssh: password prompt, fails fast without a tty" "Please enter superuser (root) password for '10.99.0.1': |255" "$out|$rc"
+p_before=$(cat "$LAB/nodes/pve1/run/lab/bindfs.pid")
+check "pve-cluster start on a healthy node: exit 0" n1 /usr/local/sbin/pve-cluster start
+check_eq "pve-cluster start on a healthy node: same FUSE process" "$p_before" "$(cat "$LAB/nodes/pve1/run/lab/bindfs.pid")"
 
 echo "-- pvecm add on bismuth (use_ssh: real ssh to tartanpion)"
 t0=$EPOCHREALTIME
