@@ -44,10 +44,35 @@ node_of() {
     *) fail "unknown node '${1:-}' (pve1|pve2|tartanpion|bismuth)" ;;
   esac
 }
-# anchor_ready PID HOSTMNT: PID is the node's `sleep infinity` in its own mount namespace.
+# anchor_ready PID HOSTMNT: PID is the node's anchor (`sleep`) in its own mount namespace.
 anchor_ready() { alive "$1" sleep && [[ $(readlink "/proc/$1/ns/mnt" 2>/dev/null) != "$2" ]]; }
 anchor_of() { pid_from "$LAB/nodes/$1/anchor.pid"; }
 netns_exists() { [[ -e /run/netns/$1 ]]; }
+
+# netns_owner NODE: the lab dir whose anchor lives in network namespace NODE (empty if none).
+netns_owner() {
+  local p cmd
+  netns_exists "$1" || return 0
+  for p in $(ip netns pids "$1" 2>/dev/null); do
+    cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || continue
+    if [[ $cmd == lab-anchor:* ]]; then
+      cmd=${cmd#lab-anchor:}
+      printf '%s\n' "${cmd% infinity }"
+      return 0
+    fi
+  done
+}
+
+# check_not_foreign: refuse to touch namespaces pve1/pve2 that belong to another live lab dir.
+check_not_foreign() {
+  local n o
+  for n in "${NODES[@]}"; do
+    o=$(netns_owner "$n")
+    if [[ -n $o && $o != "$LAB" && -e $o/.pve2node-lab ]]; then
+      fail "namespace $n belongs to the lab in $o; take it down first: PVE2NODE_LAB_DIR=$o $0 down"
+    fi
+  done
+}
 
 # in_node NODE CMD...: run CMD in NODE's network, mount and UTS namespaces, clean environment.
 in_node() {
@@ -101,6 +126,7 @@ cmd_down() {
     say "down: nothing to do"
     return 0
   fi
+  check_not_foreign
   # 1. the services, gently (corosync leaves the membership, bindfs unmounts), nodes in parallel
   for n in "${NODES[@]}"; do
     if alive "$(anchor_of "$n")"; then
@@ -219,6 +245,7 @@ cmd_up() {
     command -v "$c" >/dev/null || fail "missing $c (run scripts/setup.sh)"
   done
   if [[ -e $MARK ]] || netns_exists pve1 || netns_exists pve2; then
+    check_not_foreign
     if [[ -e $MARK && -e $LAB/up-done ]] && cmd_status >/dev/null 2>&1; then
       say "up: already up ($LAB)"
       return 0
@@ -246,7 +273,10 @@ cmd_up() {
   # nodes: mount + UTS namespace anchored by a long-lived process
   hostmnt=$(readlink /proc/self/ns/mnt)
   for n in "${NODES[@]}"; do
-    setsid ip netns exec "$n" unshare -m -u --propagation private sleep infinity </dev/null >/dev/null 2>&1 &
+    # argv[0] names the owning lab dir (see netns_owner); the command is still `sleep`
+    # shellcheck disable=SC2016 # $0 is expanded by the inner bash
+    setsid ip netns exec "$n" unshare -m -u --propagation private \
+      bash -c 'exec -a "$0" sleep infinity' "lab-anchor:$LAB" </dev/null >/dev/null 2>&1 &
     echo $! >"$LAB/nodes/$n/anchor.pid"
   done
   for n in "${NODES[@]}"; do
