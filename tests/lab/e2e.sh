@@ -265,6 +265,14 @@ check "no /run/netns left by the lab" bash -c '! mountpoint -q /run/netns || ls 
 live=""
 for p in "${pids[@]}"; do alive "$p" && live+="$p($(cat /proc/"$p"/comm 2>/dev/null)) "; done
 check_eq "no live lab process (of ${#pids[@]} recorded)" "" "$live"
+strays=""
+for f in $(grep -l -F "$LAB/" /proc/[0-9]*/cmdline 2>/dev/null || true); do
+  p=${f#/proc/}
+  p=${p%/cmdline}
+  [[ $p == "$$" || $p == "$BASHPID" ]] && continue
+  alive "$p" && strays+="$p($(tr '\0' ' ' <"$f" 2>/dev/null)) "
+done
+check_eq "no live process mentions the lab dir" "" "$strays"
 check_eq "no mount mentions the lab dir" "" "$(grep -F "$LAB" /proc/self/mountinfo || true)"
 check "lab dir removed" test ! -e "$LAB"
 
