@@ -7,7 +7,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-# shellcheck source=standins/lab-lib.sh
+# shellcheck source-path=SCRIPTDIR source=standins/lab-lib.sh
 . "$here/standins/lab-lib.sh"
 export PVE2NODE_LAB_DIR=${PVE2NODE_LAB_DIR:-$repo/.lab}
 LAB=$PVE2NODE_LAB_DIR

@@ -20,7 +20,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-# shellcheck source=standins/lab-lib.sh
+# shellcheck source-path=SCRIPTDIR source=standins/lab-lib.sh
 . "$here/standins/lab-lib.sh"
 
 LAB=${PVE2NODE_LAB_DIR:-$repo/.lab}
@@ -410,5 +410,5 @@ case $cmd in
     # shellcheck source=/dev/null
     . "$LAB/env.sh"
     exec "$VENV/bin/$cmd" "$@" ;;
-  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,/^set -euo/{/^set -euo/d;p}' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
