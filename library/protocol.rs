@@ -217,6 +217,17 @@ impl Params {
             _ => Vec::new(),
         }
     }
+    /// An int parameter holding seconds, checked to lie in `min..=max` (so deadlines computed
+    /// from it can never overflow): `timeout must be between 1 and 86400 seconds, got 0`.
+    pub fn seconds(&self, name: &str, min: u64, max: u64) -> Result<std::time::Duration, Failure> {
+        let v = self.int(name).unwrap_or(min as i64);
+        if v < min as i64 || v > max as i64 {
+            return Err(Failure::new(format!(
+                "{name} must be between {min} and {max} seconds, got {v}"
+            )));
+        }
+        Ok(std::time::Duration::from_secs(v.unsigned_abs()))
+    }
     pub fn is_set(&self, name: &str) -> bool {
         self.get(name).is_some()
     }

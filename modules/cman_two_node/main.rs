@@ -634,11 +634,7 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
             }
         }
     };
-    let timeout_s = p.int("timeout").unwrap_or(30);
-    if timeout_s < 0 {
-        return Err(Failure::new("timeout must be 0 or more seconds"));
-    }
-    let timeout = Duration::from_secs(timeout_s as u64);
+    let timeout = p.seconds("timeout", 0, 86_400)?;
     let expected_votes = p.int("expected_votes").unwrap_or(1);
     if expected_votes < 1 {
         return Err(Failure::new("expected_votes must be 1 or more"));
@@ -705,9 +701,29 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
     } else {
         TempStyle::Hidden
     };
-    let applied = edit::apply(&path, &before, &plan.text, ctx.check_mode, backup, style).map_err(
+    // pmxcfs keeps /etc/pve read-only until the node is quorate, which lags a join or a
+    // reload by a moment: inside /etc/pve a refused write is retried until `timeout`.
+    let now = std::time::Instant::now();
+    let write_deadline = now.checked_add(timeout).unwrap_or(now);
+    let attempt = || loop {
+        match edit::apply(&path, &before, &plan.text, ctx.check_mode, backup, style) {
+            Err(e)
+                if in_pve
+                    && std::time::Instant::now() < write_deadline
+                    && (e.to_string().contains("Read-only file system")
+                        || e.to_string().contains("Permission denied")) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+            other => return other,
+        }
+    };
+    let applied = attempt().map_err(
         |e| {
-            let hint = if in_pve && e.to_string().contains("Permission denied") {
+            let hint = if in_pve
+                && (e.to_string().contains("Permission denied")
+                    || e.to_string().contains("Read-only file system"))
+            {
                 format!(
                     "; {} is read-only while this node has no quorum (pvecm expected 1 lets a lone node write)",
                     pve_dir.display()

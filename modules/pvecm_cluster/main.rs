@@ -96,7 +96,7 @@ fn args(ctx: &Ctx) -> Result<Args, Failure> {
         fingerprint: nonempty("fingerprint"),
         force: p.flag("force"),
         wait: p.bool("wait").unwrap_or(true),
-        timeout: Duration::from_secs(p.int("timeout").unwrap_or(120).max(0) as u64),
+        timeout: p.seconds("timeout", 1, MAX_TIMEOUT).unwrap_or(Duration::from_secs(120)),
         pvecm: p.str("pvecm").unwrap_or("pvecm").to_string(),
     };
     if a.pvecm.is_empty() {
@@ -113,9 +113,7 @@ fn args(ctx: &Ctx) -> Result<Args, Failure> {
             "name '{name}' is not a valid cluster name: {why} (pvecm allows at most 15 letters, digits or '-')"
         )));
     }
-    if p.int("timeout").unwrap_or(120) < 1 {
-        return Err(Failure::new("timeout must be at least 1 (seconds)"));
-    }
+    p.seconds("timeout", 1, MAX_TIMEOUT)?;
     if let Some(n) = a.nodeid {
         if n < 1 {
             return Err(Failure::new(format!("nodeid must be 1 or more, got {n}")));
@@ -897,6 +895,9 @@ fn fail_with_output(msg: String, o: &Output) -> Failure {
         .with("stdout", o.stdout.clone())
         .with("stderr", o.stderr.clone())
 }
+
+/// One day: longer waits are mistakes, and deadlines computed from it cannot overflow.
+const MAX_TIMEOUT: u64 = 86_400;
 
 fn main() {
     protocol::run(&SPEC, logic)
