@@ -926,33 +926,11 @@ fn random_mutations_are_refused_untouched_or_written_reparseable() {
 
 #[test]
 fn ansible_doc_shows_the_documentation() {
-    let Some(bin) = common::ansible_bin() else {
+    let Some(text) = common::ansible_doc("cman_two_node", BIN) else {
         return;
     };
-    let dir = TempDir::new("c2n-doc");
-    let lib = common::ansible_library(&dir, &[("cman_two_node", BIN)]);
-    let cfg = dir.write("ansible.cfg", "");
-    let out = common::ansible_cmd(&bin, "ansible-doc", &dir, &lib)
-        .env("ANSIBLE_CONFIG", cfg)
-        .args(["-M", &p(&lib), "cman_two_node"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for word in [
-        "wait_for_all",
-        "activate_command",
-        "config_version_after",
-        "runtime_flags",
-    ] {
-        assert!(
-            text.contains(word),
-            "{word} missing from ansible-doc output"
-        );
+    for word in ["wait_for_all", "activate_command", "config_version_after", "runtime_flags"] {
+        assert!(text.contains(word), "{word} missing from ansible-doc output");
     }
 }
 
@@ -971,10 +949,8 @@ fn ansible_playbook_edits_then_reports_ok() {
             conf.display()
         ),
     );
-    let cfg = dir.write("ansible.cfg", "");
     let run = |extra: &[&str]| {
         let out = common::ansible_cmd(&bin, "ansible-playbook", &dir, &lib)
-            .env("ANSIBLE_CONFIG", &cfg)
             .args(["-i", "localhost,", "-c", "local"])
             .args(extra)
             .arg(&play)

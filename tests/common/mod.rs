@@ -138,3 +138,25 @@ pub fn ansible_cmd(bin: &Path, tool: &str, dir: &TempDir, library: &Path) -> Com
         .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()));
     c
 }
+
+/// Runs `ansible-doc -M <lib> <name>` on the freshly built module `name` (binary `exe`) with
+/// its sidecar doc, asserts it succeeded, and returns its stdout with whitespace collapsed
+/// (ansible-doc wraps lines). None when ansible is not installed (see [`ansible_bin`]).
+pub fn ansible_doc(name: &str, exe: &str) -> Option<String> {
+    let bin = ansible_bin()?;
+    let dir = TempDir::new("doc");
+    let lib = ansible_library(&dir, &[(name, exe)]);
+    let out = ansible_cmd(&bin, "ansible-doc", &dir, &lib)
+        .arg("-M")
+        .arg(&lib)
+        .arg(name)
+        .output()
+        .expect("run ansible-doc");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "ansible-doc {name} failed: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(text.split_whitespace().collect::<Vec<_>>().join(" "))
+}
