@@ -88,7 +88,12 @@ pub fn read_text(path: &Path) -> Result<String, EditError> {
 /// `<file>.<pid>.<YYYY-MM-DD@HH:MM:SS>~`, the name Ansible's `backup_local` uses.
 pub fn backup_name(path: &Path) -> PathBuf {
     let now = local_timestamp();
-    PathBuf::from(format!("{}.{}.{}~", path.display(), std::process::id(), now))
+    PathBuf::from(format!(
+        "{}.{}.{}~",
+        path.display(),
+        std::process::id(),
+        now
+    ))
 }
 
 fn local_timestamp() -> String {
@@ -170,7 +175,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], style: TempStyle) -> Result<(), E
     }
     if let Err(e) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);
-        return Err(werr(format!("rename from {}: {}", show(&tmp), io_reason(&e))));
+        return Err(werr(format!(
+            "rename from {}: {}",
+            show(&tmp),
+            io_reason(&e)
+        )));
     }
     // Directory fsync is unsupported on some FUSE filesystems; the rename already happened.
     if let Ok(d) = File::open(&dir) {
@@ -309,8 +318,14 @@ pub fn unified_diff(before: &str, after: &str, from: &str, to: &str) -> String {
                 lb += 1;
             }
         }
-        let ca = script[start..end].iter().filter(|(op, _)| *op != '+').count();
-        let cb = script[start..end].iter().filter(|(op, _)| *op != '-').count();
+        let ca = script[start..end]
+            .iter()
+            .filter(|(op, _)| *op != '+')
+            .count();
+        let cb = script[start..end]
+            .iter()
+            .filter(|(op, _)| *op != '-')
+            .count();
         let first = |l: usize, c: usize| if c == 0 { l } else { l + 1 };
         out.push_str(&format!(
             "@@ -{},{} +{},{} @@\n",
