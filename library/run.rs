@@ -237,7 +237,11 @@ mod tests {
     #[test]
     fn no_controlling_terminal() {
         let o = run(
-            &argv(&["sh", "-c", "exec 3</dev/tty && echo has-tty || echo no-tty"]),
+            &argv(&[
+                "sh",
+                "-c",
+                "if (exec 3</dev/tty) 2>/dev/null; then echo has-tty; else echo no-tty; fi",
+            ]),
             Duration::from_secs(10),
         )
         .unwrap();
