@@ -809,3 +809,156 @@ fn unified_diff_of_totally_different_big_texts_falls_back_to_replace() {
     );
     assert_eq!(patch(&a, &d), b);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Filesystems that refuse chmod/chown (pmxcfs does) or rename: bindfs in a private mount
+// namespace. The test re-runs itself under `unshare -m`; the bindfs daemon is started in the
+// foreground, unmounted and killed by its PID when the child ends (also on failure).
+
+const FUSE_ENV: &str = "PVE2NODE_EDIT_FUSE_CHILD";
+
+/// A bindfs mount, unmounted and stopped on drop.
+struct Bindfs {
+    child: std::process::Child,
+    mnt: PathBuf,
+}
+
+impl Bindfs {
+    fn start(src: &Path, mnt: &Path, opts: &[&str]) -> Bindfs {
+        fs::create_dir_all(src).unwrap();
+        fs::create_dir_all(mnt).unwrap();
+        let child = std::process::Command::new("bindfs")
+            .arg("-f")
+            .args(opts)
+            .arg(src)
+            .arg(mnt)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start bindfs");
+        let guard = Bindfs {
+            child,
+            mnt: mnt.to_path_buf(),
+        };
+        let needle = format!(" {} ", mnt.display());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            if info
+                .lines()
+                .any(|l| l.contains(&needle) && l.contains("fuse"))
+            {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "bindfs did not mount");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        guard
+    }
+}
+
+impl Drop for Bindfs {
+    fn drop(&mut self) {
+        if let Ok(c) = std::ffi::CString::new(self.mnt.display().to_string()) {
+            // SAFETY: umount2 with a valid NUL-terminated path.
+            unsafe {
+                libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn fuse_checks(dir: &Path) {
+    // chmod and chown refused: the write still succeeds, the bytes are new.
+    let bf = Bindfs::start(
+        &dir.join("src"),
+        &dir.join("mnt"),
+        &["--chown-deny", "--chgrp-deny", "--chmod-deny"],
+    );
+    let f = dir.join("mnt/corosync.conf");
+    fs::write(dir.join("src/corosync.conf"), BEFORE).unwrap();
+    assert!(
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).is_err(),
+        "the mount must refuse chmod for this test to mean anything"
+    );
+    for style in [TempStyle::Hidden, TempStyle::DotNew] {
+        let r = apply(&f, BEFORE, AFTER, false, true, style).unwrap();
+        assert!(r.changed);
+        assert_eq!(fs::read_to_string(&f).unwrap(), AFTER);
+        let b = r.backup_file.expect("backup");
+        assert_eq!(fs::read_to_string(&b).unwrap(), BEFORE);
+        fs::remove_file(&b).unwrap();
+        apply(&f, AFTER, BEFORE, false, false, style).unwrap();
+    }
+    let mut names: Vec<String> = fs::read_dir(dir.join("src"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["corosync.conf"]);
+    drop(bf);
+
+    // rename refused: a clear error, the file untouched, the temp file removed.
+    let _bf = Bindfs::start(&dir.join("src2"), &dir.join("mnt2"), &["--rename-deny"]);
+    fs::write(dir.join("src2/hosts"), BEFORE).unwrap();
+    let f = dir.join("mnt2/hosts");
+    for style in [TempStyle::Hidden, TempStyle::DotNew] {
+        let e = apply(&f, BEFORE, AFTER, false, false, style).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!("cannot write {}: rename from ", f.display())),
+            "{msg}"
+        );
+        assert_eq!(fs::read_to_string(&f).unwrap(), BEFORE);
+        let names: Vec<_> = fs::read_dir(dir.join("src2")).unwrap().collect();
+        assert_eq!(names.len(), 1, "temp file left behind");
+    }
+}
+
+#[test]
+fn fuse_child() {
+    // Only does something when started by `refused_chmod_chown_and_rename_on_fuse`.
+    if let Some(dir) = std::env::var_os(FUSE_ENV) {
+        fuse_checks(Path::new(&dir));
+        println!("FUSE-CHILD-OK");
+    }
+}
+
+#[test]
+fn refused_chmod_chown_and_rename_on_fuse() {
+    if std::env::var_os(FUSE_ENV).is_some() || !is_root() {
+        return;
+    }
+    if crate::run::which("bindfs").is_none() || !Path::new("/dev/fuse").exists() {
+        eprintln!("skipping: bindfs or /dev/fuse missing");
+        return;
+    }
+    let t = Tmp::new("fuse");
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let out = std::process::Command::new("timeout")
+        .args(["60", "unshare", "-m", "--propagation", "private", "--"])
+        .arg(exe)
+        .args([
+            "edit::tests::fuse_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(FUSE_ENV, &t.0)
+        .output()
+        .expect("run unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("unshare failed") {
+        eprintln!("skipping: no mount namespaces here: {stderr}");
+        return;
+    }
+    assert!(
+        out.status.success() && stdout.contains("FUSE-CHILD-OK"),
+        "child failed:\n{stdout}\n{stderr}"
+    );
+}
