@@ -72,6 +72,7 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, EditError> {
     }
     fs::read(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => EditError::NotFound(show(path)),
+        _ if e.raw_os_error() == Some(libc::ELOOP) => EditError::SymlinkLoop(show(path)),
         _ => EditError::Read(show(path), io_reason(&e)),
     })
 }
@@ -88,7 +89,12 @@ pub fn read_text(path: &Path) -> Result<String, EditError> {
 /// `<file>.<pid>.<YYYY-MM-DD@HH:MM:SS>~`, the name Ansible's `backup_local` uses.
 pub fn backup_name(path: &Path) -> PathBuf {
     let now = local_timestamp();
-    PathBuf::from(format!("{}.{}.{}~", path.display(), std::process::id(), now))
+    PathBuf::from(format!(
+        "{}.{}.{}~",
+        path.display(),
+        std::process::id(),
+        now
+    ))
 }
 
 fn local_timestamp() -> String {
@@ -160,10 +166,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8], style: TempStyle) -> Result<(), E
         TempStyle::DotNew => dir.join(format!("{name}.new")),
     };
     let meta = fs::metadata(path).ok();
-    if style == TempStyle::DotNew {
-        // A leftover from an interrupted edit would make create_new fail.
-        let _ = fs::remove_file(&tmp);
-    }
+    // A leftover from an interrupted edit (the same name: ours) would make create_new fail.
+    let _ = fs::remove_file(&tmp);
     if let Err(e) = write_new(&tmp, bytes, meta.as_ref()) {
         let _ = fs::remove_file(&tmp);
         return Err(werr(e));
@@ -175,7 +179,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], style: TempStyle) -> Result<(), E
         if e.raw_os_error() == Some(libc::EBUSY) {
             return write_in_place(path, bytes).map_err(werr);
         }
-        return Err(werr(format!("rename from {}: {}", show(&tmp), io_reason(&e))));
+        return Err(werr(format!(
+            "rename from {}: {}",
+            show(&tmp),
+            io_reason(&e)
+        )));
     }
     // Directory fsync is unsupported on some FUSE filesystems; the rename already happened.
     if let Ok(d) = File::open(&dir) {
@@ -251,9 +259,103 @@ fn lines_with_ends(s: &str) -> Vec<&str> {
     s.split_inclusive('\n').collect()
 }
 
+/// Most differing lines the Myers search looks for before reporting the rest as replaced;
+/// bounds time and memory (the trace holds about D² entries).
+const MAX_EDITS: usize = 2_000;
+
+/// Myers' O((N+M)·D) shortest edit script between `a` and `b` as (op, line) pairs, or `None`
+/// when more than [`MAX_EDITS`] lines differ.
+fn myers<'a>(a: &[&'a str], b: &[&'a str]) -> Option<Vec<(char, &'a str)>> {
+    let (n, m) = (a.len() as isize, b.len() as isize);
+    let max = (a.len() + b.len()).min(MAX_EDITS) as isize;
+    let off = max + 1;
+    let mut v = vec![0isize; 2 * off as usize + 1];
+    // trace[d] = the part of v for diagonals -d..=d before step d.
+    let mut trace: Vec<Vec<isize>> = Vec::new();
+    let idx = |k: isize| (k + off) as usize;
+    let mut found = None;
+    'outer: for d in 0..=max {
+        trace.push(v[idx(-d)..=idx(d)].to_vec());
+        let mut k = -d;
+        while k <= d {
+            let mut x = if k == -d || (k != d && v[idx(k - 1)] < v[idx(k + 1)]) {
+                v[idx(k + 1)]
+            } else {
+                v[idx(k - 1)] + 1
+            };
+            let mut y = x - k;
+            while x < n && y < m && a[x as usize] == b[y as usize] {
+                x += 1;
+                y += 1;
+            }
+            v[idx(k)] = x;
+            if x >= n && y >= m {
+                found = Some(d);
+                break 'outer;
+            }
+            k += 2;
+        }
+    }
+    let dmax = found?;
+    // Backtrack from (n, m) through the saved frontiers.
+    let mut rev: Vec<(char, &str)> = Vec::new();
+    let (mut x, mut y) = (n, m);
+    for d in (1..=dmax).rev() {
+        let prev = &trace[d as usize]; // frontier before step d, diagonals -(d)..=d of step d-1
+        let at = |k: isize| prev[(k + d) as usize];
+        let k = x - y;
+        let prev_k = if k == -d || (k != d && at(k - 1) < at(k + 1)) {
+            k + 1
+        } else {
+            k - 1
+        };
+        let prev_x = at(prev_k);
+        let prev_y = prev_x - prev_k;
+        while x > prev_x && y > prev_y {
+            x -= 1;
+            y -= 1;
+            rev.push((' ', a[x as usize]));
+        }
+        if prev_k == k + 1 {
+            y -= 1;
+            rev.push(('+', b[y as usize]));
+        } else {
+            x -= 1;
+            rev.push(('-', a[x as usize]));
+        }
+        x = prev_x;
+        y = prev_y;
+    }
+    while x > 0 && y > 0 {
+        x -= 1;
+        y -= 1;
+        rev.push((' ', a[x as usize]));
+    }
+    rev.reverse();
+    Some(rev)
+}
+
+/// Within each run of changed lines, removals first and additions after, as diff prints a
+/// replaced block.
+fn removals_first(script: &mut [(char, &str)]) {
+    let mut i = 0;
+    while i < script.len() {
+        if script[i].0 == ' ' {
+            i += 1;
+            continue;
+        }
+        let j = script[i..]
+            .iter()
+            .position(|(op, _)| *op == ' ')
+            .map_or(script.len(), |p| i + p);
+        script[i..j].sort_by_key(|(op, _)| *op != '-');
+        i = j;
+    }
+}
+
 /// Line-level edit script between `a` and `b`: common prefix and suffix are trimmed first (so a
-/// small edit of a huge file costs linear time); the middle is aligned by LCS when small, and
-/// otherwise reported as replaced.
+/// small edit of a huge file costs linear time); the middle is aligned by Myers' algorithm,
+/// and reported as replaced when too many lines differ.
 fn edit_script<'a>(a: &[&'a str], b: &[&'a str]) -> Vec<(char, &'a str)> {
     let pre = a.iter().zip(b).take_while(|(x, y)| x == y).count();
     let suf = a[pre..]
@@ -264,41 +366,30 @@ fn edit_script<'a>(a: &[&'a str], b: &[&'a str]) -> Vec<(char, &'a str)> {
         .count();
     let (am, bm) = (&a[pre..a.len() - suf], &b[pre..b.len() - suf]);
     let mut out: Vec<(char, &str)> = a[..pre].iter().map(|l| (' ', *l)).collect();
-    if am.len().saturating_mul(bm.len()) <= 4_000_000 {
-        let (n, m) = (am.len(), bm.len());
-        let mut lcs = vec![0u32; (n + 1) * (m + 1)];
-        for i in (0..n).rev() {
-            for j in (0..m).rev() {
-                lcs[i * (m + 1) + j] = if am[i] == bm[j] {
-                    lcs[(i + 1) * (m + 1) + j + 1] + 1
-                } else {
-                    lcs[(i + 1) * (m + 1) + j].max(lcs[i * (m + 1) + j + 1])
-                };
-            }
+    match myers(am, bm) {
+        Some(mid) => out.extend(mid),
+        None => {
+            out.extend(am.iter().map(|l| ('-', *l)));
+            out.extend(bm.iter().map(|l| ('+', *l)));
         }
-        let (mut i, mut j) = (0, 0);
-        while i < n || j < m {
-            if i < n && j < m && am[i] == bm[j] {
-                out.push((' ', am[i]));
-                i += 1;
-                j += 1;
-            } else if j < m && (i == n || lcs[i * (m + 1) + j + 1] >= lcs[(i + 1) * (m + 1) + j]) {
-                out.push(('+', bm[j]));
-                j += 1;
-            } else {
-                out.push(('-', am[i]));
-                i += 1;
-            }
-        }
-    } else {
-        out.extend(am.iter().map(|l| ('-', *l)));
-        out.extend(bm.iter().map(|l| ('+', *l)));
     }
     out.extend(a[a.len() - suf..].iter().map(|l| (' ', *l)));
+    removals_first(&mut out);
     out
 }
 
-/// A unified diff (3 lines of context), or an empty string when the texts are equal.
+/// `start,count` of a hunk range as diff -u and Python's difflib print it: a count of 1 is
+/// left out, an empty range starts at the line before.
+fn hunk_range(lines_before: usize, count: usize) -> String {
+    match count {
+        0 => format!("{lines_before},0"),
+        1 => format!("{}", lines_before + 1),
+        c => format!("{},{c}", lines_before + 1),
+    }
+}
+
+/// A unified diff (3 lines of context) in the format of `diff -u`, or an empty string when the
+/// texts are equal. Hunks separated by at most 6 unchanged lines are merged, as diff does.
 pub fn unified_diff(before: &str, after: &str, from: &str, to: &str) -> String {
     if before == after {
         return String::new();
@@ -308,34 +399,34 @@ pub fn unified_diff(before: &str, after: &str, from: &str, to: &str) -> String {
     let script = edit_script(&a, &b);
     let mut out = format!("--- {from}\n+++ {to}\n");
     let changes: Vec<usize> = (0..script.len()).filter(|&k| script[k].0 != ' ').collect();
+    // Lines of a and b before script position `pos`, advanced incrementally (linear overall).
+    let (mut pos, mut la, mut lb) = (0usize, 0usize, 0usize);
     let mut k = 0;
     while k < changes.len() {
         let start = changes[k].saturating_sub(CTX);
-        let mut end = changes[k];
-        while k < changes.len() && changes[k] <= end + 2 * CTX {
-            end = changes[k];
+        let mut last = changes[k];
+        while k < changes.len() && changes[k] <= last + 2 * CTX + 1 {
+            last = changes[k];
             k += 1;
         }
-        let end = (end + CTX + 1).min(script.len());
-        // Line numbers of the hunk start in a and b.
-        let (mut la, mut lb) = (0, 0);
-        for (op, _) in &script[..start] {
-            if *op != '+' {
-                la += 1;
-            }
-            if *op != '-' {
-                lb += 1;
-            }
+        let end = (last + CTX + 1).min(script.len());
+        for (op, _) in &script[pos..start] {
+            la += usize::from(*op != '+');
+            lb += usize::from(*op != '-');
         }
-        let ca = script[start..end].iter().filter(|(op, _)| *op != '+').count();
-        let cb = script[start..end].iter().filter(|(op, _)| *op != '-').count();
-        let first = |l: usize, c: usize| if c == 0 { l } else { l + 1 };
+        pos = start;
+        let ca = script[start..end]
+            .iter()
+            .filter(|(op, _)| *op != '+')
+            .count();
+        let cb = script[start..end]
+            .iter()
+            .filter(|(op, _)| *op != '-')
+            .count();
         out.push_str(&format!(
-            "@@ -{},{} +{},{} @@\n",
-            first(la, ca),
-            ca,
-            first(lb, cb),
-            cb
+            "@@ -{} +{} @@\n",
+            hunk_range(la, ca),
+            hunk_range(lb, cb)
         ));
         for (op, line) in &script[start..end] {
             out.push(*op);

@@ -260,12 +260,11 @@ pub fn read_input(args: &[String]) -> Result<(String, String), Failure> {
     match args.get(1).map(String::as_str) {
         None | Some("-") => {
             let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .map_err(|e| Failure::new(format!("cannot read module arguments from stdin: {e}")))?;
-            let text = String::from_utf8(buf).map_err(|_| {
-                Failure::new("module arguments on stdin are not valid UTF-8 text")
+            std::io::stdin().read_to_end(&mut buf).map_err(|e| {
+                Failure::new(format!("cannot read module arguments from stdin: {e}"))
             })?;
+            let text = String::from_utf8(buf)
+                .map_err(|_| Failure::new("module arguments on stdin are not valid UTF-8 text"))?;
             Ok((text, "stdin".to_string()))
         }
         Some(path) => {
@@ -276,7 +275,9 @@ pub fn read_input(args: &[String]) -> Result<(String, String), Failure> {
                 ))
             })?;
             let text = String::from_utf8(bytes).map_err(|_| {
-                Failure::new(format!("the module arguments file {path} is not valid UTF-8 text"))
+                Failure::new(format!(
+                    "the module arguments file {path} is not valid UTF-8 text"
+                ))
             })?;
             Ok((text, path.to_string()))
         }
@@ -347,169 +348,388 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
-/// Python's type name of a JSON value, as AnsibleModule prints it.
+/// Python's type name of a JSON value, as AnsibleModule prints it (`native_type_name`).
 fn py_type(v: &Value) -> &'static str {
     match v {
-        Value::Null => "<class 'NoneType'>",
-        Value::Bool(_) => "<class 'bool'>",
-        Value::Number(n) if n.is_f64() => "<class 'float'>",
-        Value::Number(_) => "<class 'int'>",
-        Value::String(_) => "<class 'str'>",
-        Value::Array(_) => "<class 'list'>",
-        Value::Object(_) => "<class 'dict'>",
+        Value::Null => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float",
+        Value::Number(_) => "int",
+        Value::String(_) => "str",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
     }
+}
+
+/// Python's `<class '…'>` of a JSON value, as in "<class 'dict'> cannot be converted to a list".
+fn py_class(v: &Value) -> String {
+    format!("<class '{}'>", py_type(v))
 }
 
 const TRUTHY: &[&str] = &["y", "yes", "on", "1", "true", "t"];
 const FALSY: &[&str] = &["n", "no", "off", "0", "false", "f"];
 
-fn type_error(name: &str, v: &Value, to: &str, why: String) -> Failure {
+/// Why a single value could not be converted (the part after the colon in the message).
+type Why = String;
+
+/// "argument 'x' is of type str and we were unable to convert to int: …"
+fn type_error(name: &str, v: &Value, to: &str, why: Why) -> Failure {
     Failure::new(format!(
         "argument '{name}' is of type {} and we were unable to convert to {to}: {why}",
         py_type(v)
     ))
 }
 
-fn coerce_bool(name: &str, v: &Value) -> Result<Value, Failure> {
+/// "Elements value for option 'x' is of type str and we were unable to convert to int: …"
+fn elem_error(name: &str, v: &Value, to: &str, why: Why) -> Failure {
+    Failure::new(format!(
+        "Elements value for option '{name}' is of type {} and we were unable to convert to {to}: {why}",
+        py_type(v)
+    ))
+}
+
+/// `check_type_bool`: bools, the usual words in any case (surrounding spaces ignored), and the
+/// numbers 1/0 (also 1.0/0.0).
+fn to_bool(v: &Value) -> Result<bool, Why> {
     let text = match v {
-        Value::Bool(b) => return Ok(Value::Bool(*b)),
-        Value::String(s) => s.trim().to_ascii_lowercase(),
-        Value::Number(n) => n.to_string(),
-        _ => String::new(),
+        Value::Bool(b) => return Ok(*b),
+        Value::String(s) => s.trim().to_lowercase(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f == 1.0 => return Ok(true),
+            Some(f) if f == 0.0 => return Ok(false),
+            _ => String::new(),
+        },
+        _ => return Err(format!("{} cannot be converted to a bool", py_class(v))),
     };
     if TRUTHY.contains(&text.as_str()) {
-        Ok(Value::Bool(true))
+        Ok(true)
     } else if FALSY.contains(&text.as_str()) {
-        Ok(Value::Bool(false))
+        Ok(false)
     } else {
-        Err(type_error(
-            name,
-            v,
-            "bool",
-            format!(
-                "The value {} is not a valid boolean. Valid booleans include: yes, no, on, off, true, false, y, n, t, f, 1, 0",
-                py_repr(v)
-            ),
+        Err(format!(
+            "The value '{}' is not a valid boolean. Valid booleans include: 'yes', 'no', 'on', 'off', 'true', 'false', 'y', 'n', 't', 'f', '1', '0', 1, 0",
+            py_str(v)
         ))
     }
 }
 
-fn coerce_int(name: &str, v: &Value) -> Result<Value, Failure> {
-    let fail = || type_error(name, v, "int", format!("{} cannot be converted to an int", py_repr(v)));
-    match v {
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Ok(Value::from(i))
-            } else {
-                match n.as_f64() {
-                    Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Value::from(f as i64)),
-                    _ => Err(fail()),
-                }
-            }
-        }
-        Value::String(s) => {
-            let t = s.trim();
-            let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+/// An exact decimal literal (`7`, `-3`, `1.0`, `1e3`, `2.50E+1`) to an i64 when it is integral.
+/// `None` when it is not a decimal literal, not integral, or out of range.
+fn decimal_to_i64(t: &str) -> Option<i64> {
+    let (neg, body) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (mantissa, exp) = match body.find(['e', 'E']) {
+        Some(i) => {
+            let e = &body[i + 1..];
+            let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
             if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(fail());
+                return None;
             }
-            t.parse::<i64>().map(Value::from).map_err(|_| fail())
+            (
+                &body[..i],
+                e.parse::<i64>().unwrap_or(i64::MAX).clamp(-1000, 1000),
+            )
         }
+        None => (body, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int_part.is_empty() && frac_part.is_empty() {
+        return None;
+    }
+    if !int_part
+        .bytes()
+        .chain(frac_part.bytes())
+        .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let digits = format!("{int_part}{frac_part}");
+    let digits = digits.trim_start_matches('0');
+    let mut exp = exp - frac_part.len() as i64;
+    let trimmed = digits.trim_end_matches('0');
+    exp += (digits.len() - trimmed.len()) as i64;
+    if trimmed.is_empty() {
+        return Some(0);
+    }
+    if exp < 0 || exp > 19 {
+        return None;
+    }
+    let mut n: i128 = trimmed.parse().ok()?;
+    for _ in 0..exp {
+        n = n.checked_mul(10)?;
+    }
+    let n = if neg { -n } else { n };
+    i64::try_from(n).ok()
+}
+
+/// `check_type_int`: ints, integral floats, bools (Python's bool is an int), and strings
+/// holding an integral decimal number (`" 7 "`, `"+5"`, `"1.0"`, `"1e3"`).
+fn to_int(v: &Value) -> Result<i64, Why> {
+    let fail = || format!("\"{}\" cannot be converted to an int", py_repr(v));
+    match v {
+        Value::Bool(b) => Ok(i64::from(*b)),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Ok(i),
+            (None, Some(f)) if f.fract() == 0.0 && (-9.2e18..9.2e18).contains(&f) => Ok(f as i64),
+            _ => Err(fail()),
+        },
+        Value::String(s) => decimal_to_i64(s.trim()).ok_or_else(fail),
         _ => Err(fail()),
     }
 }
 
-fn coerce_str(name: &str, v: &Value) -> Result<Value, Failure> {
+/// `check_type_str`: strings, numbers and bools as Python prints them; null as `""`. Lists and
+/// dicts are refused (AnsibleModule would pass on their Python repr, which no module wants).
+fn to_str(v: &Value) -> Result<String, Why> {
     match v {
-        Value::String(s) => Ok(Value::String(s.clone())),
-        Value::Number(n) => Ok(Value::String(n.to_string())),
-        Value::Bool(b) => Ok(Value::String(if *b { "True" } else { "False" }.to_string())),
-        _ => Err(type_error(
-            name,
-            v,
-            "str",
-            "a list or dict is not a string".to_string(),
+        Value::String(s) => Ok(s.clone()),
+        Value::Null => Ok(String::new()),
+        Value::Number(_) | Value::Bool(_) => Ok(py_str(v)),
+        _ => Err(format!(
+            "'{}' is not a string and conversion is not allowed",
+            py_repr(v)
         )),
     }
 }
 
-/// `~` and `~/…` expand to $HOME, as os.path.expanduser does for the current user.
-pub fn expand_user(p: &str) -> String {
-    if p == "~" || p.starts_with("~/") {
-        if let Some(home) = std::env::var_os("HOME") {
-            return format!("{}{}", home.to_string_lossy(), &p[1..]);
+/// `os.path.expandvars`: `$NAME` and `${NAME}` replaced when NAME is set, kept otherwise.
+pub fn expand_vars(p: &str) -> String {
+    if !p.contains('$') {
+        return p.to_string();
+    }
+    let mut out = String::new();
+    let mut rest = p;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, len) = if let Some(inner) = after.strip_prefix('{') {
+            match inner.find('}') {
+                Some(j) => (&inner[..j], j + 2),
+                None => ("", 0),
+            }
+        } else {
+            let n = after
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..n], n)
+        };
+        match std::env::var_os(name).filter(|_| !name.is_empty()) {
+            Some(val) => {
+                out.push_str(&val.to_string_lossy());
+                rest = &after[len..];
+            }
+            None => {
+                out.push('$');
+                rest = after;
+            }
         }
     }
-    p.to_string()
+    out.push_str(rest);
+    out
 }
 
-fn coerce_elem(name: &str, elem: Elem, v: &Value) -> Result<Value, Failure> {
-    match elem {
-        Elem::Str => coerce_str(name, v),
-        Elem::Int => coerce_int(name, v),
-        Elem::Path => coerce_str(name, v).map(|s| match s {
-            Value::String(s) => Value::String(expand_user(&s)),
-            other => other,
-        }),
+/// The home directory of `user` (empty: the current user) from the password database.
+fn home_of(user: &str) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 16384];
+    // SAFETY: pwd and buf are owned and live for the call; getpwnam_r/getpwuid_r fill them
+    // and set `found` to null or to &pwd. The C string is NUL-terminated by CString.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    let rc = if user.is_empty() {
+        unsafe {
+            libc::getpwuid_r(
+                libc::getuid(),
+                &mut pwd,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut found,
+            )
+        }
+    } else {
+        let c = std::ffi::CString::new(user).ok()?;
+        unsafe {
+            libc::getpwnam_r(
+                c.as_ptr(),
+                &mut pwd,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut found,
+            )
+        }
+    };
+    if rc != 0 || found.is_null() || pwd.pw_dir.is_null() {
+        return None;
+    }
+    // SAFETY: pw_dir points into buf, NUL-terminated, valid while buf lives.
+    let dir = unsafe { std::ffi::CStr::from_ptr(pwd.pw_dir) };
+    Some(dir.to_string_lossy().into_owned())
+}
+
+/// `os.path.expanduser`: `~` and `~/…` expand to $HOME (or the password database's home),
+/// `~user/…` to that user's home; anything else, or an unknown user, is kept.
+pub fn expand_user(p: &str) -> String {
+    let Some(rest) = p.strip_prefix('~') else {
+        return p.to_string();
+    };
+    let i = rest.find('/').unwrap_or(rest.len());
+    let (user, tail) = rest.split_at(i);
+    let home = if user.is_empty() {
+        match std::env::var_os("HOME") {
+            Some(h) => Some(h.to_string_lossy().into_owned()),
+            None => home_of(""),
+        }
+    } else {
+        home_of(user)
+    };
+    match home {
+        Some(h) => {
+            let joined = format!("{}{}", h.trim_end_matches('/'), tail);
+            if joined.is_empty() {
+                "/".to_string()
+            } else {
+                joined
+            }
+        }
+        None => p.to_string(),
     }
 }
 
+/// `check_type_path`: a string with `$VARS` then `~` expanded.
+fn to_path(v: &Value) -> Result<String, Why> {
+    to_str(v).map(|s| expand_user(&expand_vars(&s)))
+}
+
+fn coerce_elem(elem: Elem, v: &Value) -> Result<Value, Why> {
+    match elem {
+        Elem::Str => to_str(v).map(Value::String),
+        Elem::Int => to_int(v).map(Value::from),
+        Elem::Path => to_path(v).map(Value::String),
+    }
+}
+
+fn elem_name(elem: Elem) -> &'static str {
+    match elem {
+        Elem::Str => "str",
+        Elem::Int => "int",
+        Elem::Path => "path",
+    }
+}
+
+/// `check_type_list`: a list as is, a string split on commas (no trimming, as Ansible), a
+/// number or bool as a one-element list; then each element coerced to `elem`.
 fn coerce_list(name: &str, elem: Elem, v: &Value) -> Result<Value, Failure> {
     let items: Vec<Value> = match v {
         Value::Array(a) => a.clone(),
         Value::String(s) if s.is_empty() => Vec::new(),
         Value::String(s) => s.split(',').map(|p| Value::String(p.to_string())).collect(),
-        Value::Number(_) | Value::Bool(_) => vec![v.clone()],
+        Value::Number(_) | Value::Bool(_) => vec![Value::String(py_str(v))],
         _ => {
             return Err(type_error(
                 name,
                 v,
                 "list",
-                format!("{} cannot be converted to a list", py_repr(v)),
+                format!("{} cannot be converted to a list", py_class(v)),
             ))
         }
     };
     items
         .iter()
-        .map(|i| coerce_elem(name, elem, i))
+        .map(|i| coerce_elem(elem, i).map_err(|why| elem_error(name, i, elem_name(elem), why)))
         .collect::<Result<Vec<_>, _>>()
         .map(Value::Array)
 }
 
-fn coerce_dict(name: &str, v: &Value) -> Result<Value, Failure> {
-    match v {
-        Value::Object(_) => Ok(v.clone()),
-        Value::String(s) if s.trim_start().starts_with('{') => match serde_json::from_str(s) {
-            Ok(Value::Object(m)) => Ok(Value::Object(m)),
-            _ => Err(type_error(name, v, "dict", "it is not a valid JSON object".to_string())),
-        },
-        Value::String(s) => {
-            let mut m = Map::new();
-            for part in s.split(',').filter(|p| !p.trim().is_empty()) {
-                let (k, val) = part.split_once('=').ok_or_else(|| {
-                    type_error(name, v, "dict", format!("'{part}' is not key=value"))
-                })?;
-                m.insert(k.trim().to_string(), Value::String(val.trim().to_string()));
+/// The `k1=v1, k2=v2` / `k1=v1 k2=v2` form of `check_type_dict`: fields split on commas and
+/// spaces outside quotes, a backslash escapes the next character, each field split at its
+/// first `=`.
+fn parse_kv(s: &str) -> Result<Map<String, Value>, Why> {
+    let mut fields = Vec::new();
+    let mut buf = String::new();
+    let mut quote: Option<char> = None;
+    let mut escape = false;
+    for c in s.trim().chars() {
+        if escape {
+            buf.push(c);
+            escape = false;
+        } else if c == '\\' {
+            escape = true;
+        } else if quote.is_none() && (c == '\'' || c == '"') {
+            quote = Some(c);
+        } else if quote == Some(c) {
+            quote = None;
+        } else if quote.is_none() && (c == ',' || c == ' ') {
+            if !buf.is_empty() {
+                fields.push(std::mem::take(&mut buf));
             }
-            Ok(Value::Object(m))
+        } else {
+            buf.push(c);
         }
-        _ => Err(type_error(name, v, "dict", format!("{} cannot be converted to a dict", py_repr(v)))),
+    }
+    if !buf.is_empty() {
+        fields.push(buf);
+    }
+    let mut m = Map::new();
+    for f in fields {
+        let (k, val) = f.split_once('=').ok_or_else(|| {
+            "unable to evaluate string in the \"key=value\" format as dictionary".to_string()
+        })?;
+        m.insert(k.to_string(), Value::String(val.to_string()));
+    }
+    Ok(m)
+}
+
+/// `check_type_dict`: an object as is, a string starting with `{` as JSON, or `k=v` pairs.
+fn coerce_dict(name: &str, v: &Value) -> Result<Value, Failure> {
+    let why = match v {
+        Value::Object(_) => return Ok(v.clone()),
+        Value::String(s) if s.starts_with('{') => match serde_json::from_str(s) {
+            Ok(Value::Object(m)) => return Ok(Value::Object(m)),
+            _ => "unable to evaluate string as dictionary".to_string(),
+        },
+        Value::String(s) if s.contains('=') => match parse_kv(s) {
+            Ok(m) => return Ok(Value::Object(m)),
+            Err(why) => why,
+        },
+        Value::String(_) => "dictionary requested, could not parse JSON or key=value".to_string(),
+        _ => format!("{} cannot be converted to a dict", py_class(v)),
+    };
+    Err(type_error(name, v, "dict", why))
+}
+
+/// Python's `str()` of a scalar: `True`, `5`, `1.5`, the string itself.
+fn py_str(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => py_repr(other),
     }
 }
 
-/// Python-ish repr of a value for messages: strings quoted with single quotes.
+/// Python-ish repr of a value for messages: strings in single quotes, `True`, `None`, lists
+/// and dicts in Python's literal style.
 fn py_repr(v: &Value) -> String {
     match v {
         Value::String(s) => format!("'{s}'"),
         Value::Bool(true) => "True".into(),
         Value::Bool(false) => "False".into(),
         Value::Null => "None".into(),
-        other => other.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("'{k}': {}", py_repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
-/// Coerces one given value to the parameter's type. `""` for a non-string type counts as not
-/// given (a templated `None` arrives as an empty string).
+/// Coerces one given value to the parameter's type. `""` for a bool, int or dict counts as
+/// not given (a templated `None` used to arrive as an empty string); AnsibleModule would
+/// refuse it.
 fn coerce(p: &Param, v: &Value) -> Result<Value, Failure> {
     if v.is_null() {
         return Ok(Value::Null);
@@ -519,13 +739,22 @@ fn coerce(p: &Param, v: &Value) -> Result<Value, Failure> {
     {
         return Ok(Value::Null);
     }
+    let name = p.name;
     match p.ty {
-        Type::Str => coerce_str(p.name, v),
-        Type::Path => coerce_elem(p.name, Elem::Path, v),
-        Type::Bool => coerce_bool(p.name, v),
-        Type::Int => coerce_int(p.name, v),
-        Type::List(e) => coerce_list(p.name, e, v),
-        Type::Dict => coerce_dict(p.name, v),
+        Type::Str => to_str(v)
+            .map(Value::String)
+            .map_err(|w| type_error(name, v, "str", w)),
+        Type::Path => to_path(v)
+            .map(Value::String)
+            .map_err(|w| type_error(name, v, "path", w)),
+        Type::Bool => to_bool(v)
+            .map(Value::Bool)
+            .map_err(|w| type_error(name, v, "bool", w)),
+        Type::Int => to_int(v)
+            .map(Value::from)
+            .map_err(|w| type_error(name, v, "int", w)),
+        Type::List(e) => coerce_list(name, e, v),
+        Type::Dict => coerce_dict(name, v),
         Type::Raw => Ok(v.clone()),
     }
 }
@@ -548,19 +777,41 @@ pub struct Internal {
     pub diff: bool,
     pub no_log: bool,
     pub verbosity: i64,
+    /// `_ansible_ignore_unknown_opts`: unknown plain keys are ignored instead of refused.
+    pub ignore_unknown_opts: bool,
 }
 
 fn internal_bool(v: &Value) -> bool {
-    coerce_bool("_ansible", v).ok().and_then(|v| v.as_bool()).unwrap_or(false)
+    to_bool(v).unwrap_or(false)
+}
+
+/// The spec's supported names for the "Unsupported parameters" message: sorted, each with its
+/// aliases in parentheses (`hostname (name)`).
+fn supported_list(spec: &Spec) -> String {
+    let mut supported: Vec<String> = spec
+        .params
+        .iter()
+        .map(|p| {
+            if p.aliases.is_empty() {
+                p.name.to_string()
+            } else {
+                format!("{} ({})", p.name, p.aliases.join(", "))
+            }
+        })
+        .collect();
+    supported.sort();
+    supported.join(", ")
 }
 
 /// Validates raw args against a spec, as AnsibleModule does, and returns the coerced params.
-/// The first error found is returned, in AnsibleModule's order: unsupported parameters,
-/// mutually exclusive, missing required, choices and types, required_if.
-pub fn validate(spec: &Spec, raw: &Map<String, Value>) -> Result<(Params, Internal, Vec<String>), Failure> {
+/// The first error found is returned, in AnsibleModule's order: mutually exclusive, missing
+/// required, types (in spec order), choices, required_if, and last unsupported parameters.
+pub fn validate(
+    spec: &Spec,
+    raw: &Map<String, Value>,
+) -> Result<(Params, Internal, Vec<String>), Failure> {
     let mut internal = Internal::default();
     let mut warnings = Vec::new();
-    let mut given: Map<String, Value> = Map::new();
     let mut unsupported = Vec::new();
 
     for (key, value) in raw {
@@ -569,65 +820,54 @@ pub fn validate(spec: &Spec, raw: &Map<String, Value>) -> Result<(Params, Intern
                 "check_mode" => internal.check_mode = internal_bool(value),
                 "diff" => internal.diff = internal_bool(value),
                 "no_log" => internal.no_log = internal_bool(value),
-                "verbosity" => internal.verbosity = value.as_i64().unwrap_or(0),
+                "ignore_unknown_opts" => internal.ignore_unknown_opts = internal_bool(value),
+                "verbosity" => internal.verbosity = to_int(value).unwrap_or(0),
                 _ => {}
             }
             continue;
         }
-        let param = spec
+        if !spec
             .params
             .iter()
-            .find(|p| p.name == key || p.aliases.contains(&key.as_str()));
-        match param {
-            None => unsupported.push(key.clone()),
-            Some(p) => {
+            .any(|p| p.name == key || p.aliases.contains(&key.as_str()))
+        {
+            unsupported.push(key.clone());
+        }
+    }
+
+    // Aliases: like AnsibleModule, an alias given together with its option wins (aliases in
+    // spec order, the last one given wins) and each such pair is warned about.
+    let mut given: Map<String, Value> = Map::new();
+    for p in spec.params {
+        if let Some(v) = raw.get(p.name) {
+            given.insert(p.name.to_string(), v.clone());
+        }
+        for a in p.aliases {
+            if let Some(v) = raw.get(*a) {
                 if given.contains_key(p.name) {
                     warnings.push(format!(
                         "Both option {} and its alias {} are set.",
-                        p.name,
-                        if key == p.name { p.aliases.first().copied().unwrap_or(p.name) } else { key }
+                        p.name, a
                     ));
-                    if key != p.name {
-                        continue; // the canonical name wins
-                    }
                 }
-                given.insert(p.name.to_string(), value.clone());
+                given.insert(p.name.to_string(), v.clone());
             }
         }
     }
 
-    if !unsupported.is_empty() {
-        unsupported.sort();
-        let mut supported: Vec<String> = spec
-            .params
-            .iter()
-            .map(|p| {
-                if p.aliases.is_empty() {
-                    p.name.to_string()
-                } else {
-                    format!("{} ({})", p.name, p.aliases.join(", "))
-                }
-            })
-            .collect();
-        supported.sort();
-        return Err(Failure::new(format!(
-            "Unsupported parameters for ({}) module: {}. Supported parameters include: {}.",
-            spec.module,
-            unsupported.join(", "),
-            supported.join(", ")
-        )));
-    }
-
     let is_given = |name: &str| given.get(name).is_some_and(|v| !v.is_null());
 
-    for group in spec.mutually_exclusive {
-        let hits: Vec<&str> = group.iter().copied().filter(|n| is_given(n)).collect();
-        if hits.len() > 1 {
-            return Err(Failure::new(format!(
-                "parameters are mutually exclusive: {}",
-                group.join("|")
-            )));
-        }
+    let clashes: Vec<String> = spec
+        .mutually_exclusive
+        .iter()
+        .filter(|group| group.iter().filter(|n| is_given(n)).count() > 1)
+        .map(|group| group.join("|"))
+        .collect();
+    if !clashes.is_empty() {
+        return Err(Failure::new(format!(
+            "parameters are mutually exclusive: {}",
+            clashes.join(", ")
+        )));
     }
 
     let mut missing: Vec<&str> = spec
@@ -657,29 +897,48 @@ pub fn validate(spec: &Spec, raw: &Map<String, Value>) -> Result<(Params, Intern
             }
             None => default_value(p)?,
         };
-        if !p.choices.is_empty() && !v.is_null() {
-            let check = |item: &Value| -> Result<(), Failure> {
-                let text = match item {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                if p.choices.contains(&text.as_str()) {
-                    Ok(())
-                } else {
-                    Err(Failure::new(format!(
+        values.insert(p.name.to_string(), v);
+    }
+
+    for p in spec.params {
+        let Some(v) = values.get(p.name) else {
+            continue;
+        };
+        if p.choices.is_empty() || v.is_null() {
+            continue;
+        }
+        let text = |item: &Value| match item {
+            Value::String(s) => s.clone(),
+            other => py_str(other),
+        };
+        match v {
+            Value::Array(items) => {
+                let bad: Vec<String> = items
+                    .iter()
+                    .map(text)
+                    .filter(|t| !p.choices.contains(&t.as_str()))
+                    .collect();
+                if !bad.is_empty() {
+                    return Err(Failure::new(format!(
+                        "value of {} must be one or more of: {}. Got no match for: {}",
+                        p.name,
+                        p.choices.join(", "),
+                        bad.join(", ")
+                    )));
+                }
+            }
+            other => {
+                let t = text(other);
+                if !p.choices.contains(&t.as_str()) {
+                    return Err(Failure::new(format!(
                         "value of {} must be one of: {}, got: {}",
                         p.name,
                         p.choices.join(", "),
-                        text
-                    )))
+                        t
+                    )));
                 }
-            };
-            match &v {
-                Value::Array(items) => items.iter().try_for_each(check)?,
-                other => check(other)?,
             }
         }
-        values.insert(p.name.to_string(), v);
     }
 
     for r in spec.required_if {
@@ -706,6 +965,16 @@ pub fn validate(spec: &Spec, raw: &Map<String, Value>) -> Result<(Params, Intern
                 absent.join(", ")
             )));
         }
+    }
+
+    if !unsupported.is_empty() && !internal.ignore_unknown_opts {
+        unsupported.sort();
+        return Err(Failure::new(format!(
+            "Unsupported parameters for ({}) module: {}. Supported parameters include: {}.",
+            spec.module,
+            unsupported.join(", "),
+            supported_list(spec)
+        )));
     }
 
     Ok((Params { values }, internal, warnings))

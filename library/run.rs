@@ -154,8 +154,16 @@ pub fn run_with(argv: &[String], opts: &Options) -> Result<Output, RunError> {
     let stderr = String::from_utf8_lossy(&err_t.join().unwrap_or_default()).into_owned();
     Ok(Output {
         argv: argv.to_vec(),
-        rc: if timed_out { None } else { status.and_then(|s| s.code()) },
-        signal: if timed_out { None } else { status.and_then(|s| s.signal()) },
+        rc: if timed_out {
+            None
+        } else {
+            status.and_then(|s| s.code())
+        },
+        signal: if timed_out {
+            None
+        } else {
+            status.and_then(|s| s.signal())
+        },
         stdout,
         stderr,
         timed_out,
@@ -202,7 +210,11 @@ mod tests {
 
     #[test]
     fn captures_stdout_stderr_and_rc() {
-        let o = run(&argv(&["sh", "-c", "echo out; echo err >&2; exit 3"]), Duration::from_secs(10)).unwrap();
+        let o = run(
+            &argv(&["sh", "-c", "echo out; echo err >&2; exit 3"]),
+            Duration::from_secs(10),
+        )
+        .unwrap();
         assert_eq!(o.stdout, "out\n");
         assert_eq!(o.stderr, "err\n");
         assert_eq!(o.rc, Some(3));
@@ -224,13 +236,25 @@ mod tests {
 
     #[test]
     fn no_controlling_terminal() {
-        let o = run(&argv(&["sh", "-c", "if (exec 3</dev/tty) 2>/dev/null; then echo has-tty; else echo no-tty; fi"]), Duration::from_secs(10)).unwrap();
+        let o = run(
+            &argv(&[
+                "sh",
+                "-c",
+                "if (exec 3</dev/tty) 2>/dev/null; then echo has-tty; else echo no-tty; fi",
+            ]),
+            Duration::from_secs(10),
+        )
+        .unwrap();
         assert_eq!(o.stdout.trim(), "no-tty");
     }
 
     #[test]
     fn timeout_kills_the_group() {
-        let o = run(&argv(&["sh", "-c", "sleep 30 & sleep 30"]), Duration::from_millis(300)).unwrap();
+        let o = run(
+            &argv(&["sh", "-c", "sleep 30 & sleep 30"]),
+            Duration::from_millis(300),
+        )
+        .unwrap();
         assert!(o.timed_out);
         assert_eq!(o.rc, None);
         assert!(o.elapsed < Duration::from_secs(5), "took {:?}", o.elapsed);
@@ -242,6 +266,9 @@ mod tests {
         let e = run(&argv(&["/nonexistent/prog"]), Duration::from_secs(1)).unwrap_err();
         assert!(matches!(e, RunError::Spawn { .. }));
         assert!(e.to_string().contains("/nonexistent/prog"));
-        assert_eq!(run(&[], Duration::from_secs(1)).unwrap_err(), RunError::Empty);
+        assert_eq!(
+            run(&[], Duration::from_secs(1)).unwrap_err(),
+            RunError::Empty
+        );
     }
 }

@@ -929,8 +929,16 @@ fn ansible_doc_shows_the_documentation() {
     let Some(text) = common::ansible_doc("cman_two_node", BIN) else {
         return;
     };
-    for word in ["wait_for_all", "activate_command", "config_version_after", "runtime_flags"] {
-        assert!(text.contains(word), "{word} missing from ansible-doc output");
+    for word in [
+        "wait_for_all",
+        "activate_command",
+        "config_version_after",
+        "runtime_flags",
+    ] {
+        assert!(
+            text.contains(word),
+            "{word} missing from ansible-doc output"
+        );
     }
 }
 

@@ -597,7 +597,14 @@ fn ansible_doc_shows_the_sidecar() {
     let Some(text) = common::ansible_doc("fuse_recover", BIN) else {
         return;
     };
-    for needle in ["fuse_recover", "health_file", "start_command", "service_manager", "state_before", "EXAMPLES"] {
+    for needle in [
+        "fuse_recover",
+        "health_file",
+        "start_command",
+        "service_manager",
+        "state_before",
+        "EXAMPLES",
+    ] {
         assert!(text.contains(needle), "no {needle} in:\n{text}");
     }
 }

@@ -682,8 +682,15 @@ fn check_mode_reports_cmd_and_preflight_and_runs_nothing_changing() {
     let v = sb.run(json!({"name": "lab", "_ansible_check_mode": true}));
     assert!(!failed(&v), "{v}");
     assert_eq!(v["changed"], json!(true));
-    assert!(v["warnings"][0].as_str().unwrap().contains("loopback"), "{v}");
-    assert!(v["preflight"].as_array().unwrap().iter().any(|c| c["ok"] == json!(false)));
+    assert!(
+        v["warnings"][0].as_str().unwrap().contains("loopback"),
+        "{v}"
+    );
+    assert!(v["preflight"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["ok"] == json!(false)));
     assert!(sb.changing_calls().is_empty());
 }
 

@@ -228,9 +228,7 @@ pub fn parse(text: &str) -> Result<ClusterConf, XmlError> {
                     root_done = true;
                 }
             }
-            Event::Text(t)
-                if stack.is_empty() && !t.iter().all(|b| b.is_ascii_whitespace()) =>
-            {
+            Event::Text(t) if stack.is_empty() && !t.iter().all(|b| b.is_ascii_whitespace()) => {
                 return Err(XmlError::Malformed {
                     line: line_of(text, before),
                     what: "text outside the root element".into(),

@@ -96,7 +96,9 @@ fn args(ctx: &Ctx) -> Result<Args, Failure> {
         fingerprint: nonempty("fingerprint"),
         force: p.flag("force"),
         wait: p.bool("wait").unwrap_or(true),
-        timeout: p.seconds("timeout", 1, MAX_TIMEOUT).unwrap_or(Duration::from_secs(120)),
+        timeout: p
+            .seconds("timeout", 1, MAX_TIMEOUT)
+            .unwrap_or(Duration::from_secs(120)),
         pvecm: p.str("pvecm").unwrap_or("pvecm").to_string(),
     };
     if a.pvecm.is_empty() {
@@ -254,9 +256,13 @@ fn link0_address(link0: &str) -> &str {
 
 fn resolve(local: &Local, who: &str) -> Option<IpAddr> {
     let w = who.trim().trim_start_matches('[').trim_end_matches(']');
-    w.parse()
-        .ok()
-        .or_else(|| local.hosts.as_ref().ok().and_then(|t| pve2node::hosts::lookup(t, w)))
+    w.parse().ok().or_else(|| {
+        local
+            .hosts
+            .as_ref()
+            .ok()
+            .and_then(|t| pve2node::hosts::lookup(t, w))
+    })
 }
 
 fn preflight(a: &Args, local: &Local) -> Vec<Check> {
@@ -1042,7 +1048,10 @@ mod tests {
     fn hosts_lookup_first_line_case_insensitive() {
         let t =
             "# 10.0.0.9 alpha\n127.0.1.1 other\n10.99.0.1 Alpha.lab alpha # c\n10.99.0.5 alpha\n";
-        assert_eq!(pve2node::hosts::lookup(t, "ALPHA"), "10.99.0.1".parse().ok());
+        assert_eq!(
+            pve2node::hosts::lookup(t, "ALPHA"),
+            "10.99.0.1".parse().ok()
+        );
         assert_eq!(pve2node::hosts::lookup(t, "gamma"), None);
         assert_eq!(
             pve2node::hosts::lookup("bad alpha\n10.0.0.1 alpha\n", "alpha"),

@@ -13,7 +13,9 @@ impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static N: AtomicUsize = AtomicUsize::new(0);
-        let base = std::env::var_os("TMPDIR").map(PathBuf::from).unwrap_or_else(|| "/tmp".into());
+        let base = std::env::var_os("TMPDIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/tmp".into());
         let p = base.join(format!(
             "pve2node-{tag}-{}-{}",
             std::process::id(),
@@ -65,9 +67,15 @@ impl Run {
 fn finish(out: std::process::Output) -> Run {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let json: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("module stdout is not one JSON object ({e}): {stdout:?} stderr={stderr:?}"));
-    Run { json, code: out.status.code().unwrap_or(-1), stdout, stderr }
+    let json: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!("module stdout is not one JSON object ({e}): {stdout:?} stderr={stderr:?}")
+    });
+    Run {
+        json,
+        code: out.status.code().unwrap_or(-1),
+        stdout,
+        stderr,
+    }
 }
 
 /// Runs module binary `bin` (a path from `env!("CARGO_BIN_EXE_<name>")`) the way Ansible
@@ -75,13 +83,19 @@ fn finish(out: std::process::Output) -> Run {
 pub fn run_module(bin: &str, args: &Value) -> Run {
     let dir = TempDir::new("args");
     let f = dir.write("args", serde_json::to_vec(args).unwrap());
-    let out = assert_cmd::Command::new(bin).arg(&f).output().expect("run module");
+    let out = assert_cmd::Command::new(bin)
+        .arg(&f)
+        .output()
+        .expect("run module");
     finish(out)
 }
 
 /// Runs module binary `bin` with the JSON text on stdin (manual use).
 pub fn run_module_stdin(bin: &str, text: &str) -> Run {
-    let out = assert_cmd::Command::new(bin).write_stdin(text).output().expect("run module");
+    let out = assert_cmd::Command::new(bin)
+        .write_stdin(text)
+        .output()
+        .expect("run module");
     finish(out)
 }
 
@@ -100,7 +114,10 @@ pub fn ansible_bin() -> Option<PathBuf> {
         return Some(bin);
     }
     if std::env::var("PVE2NODE_E2E").as_deref() == Ok("1") {
-        panic!("ansible-playbook not found in {}; run scripts/setup.sh", bin.display());
+        panic!(
+            "ansible-playbook not found in {}; run scripts/setup.sh",
+            bin.display()
+        );
     }
     eprintln!("skipping: ansible-playbook not installed (run scripts/setup.sh)");
     None
@@ -113,7 +130,10 @@ pub fn ansible_library(dir: &TempDir, bins: &[(&str, &str)]) -> PathBuf {
     std::fs::create_dir_all(&lib).unwrap();
     for (name, exe) in bins {
         std::fs::copy(exe, lib.join(name)).unwrap();
-        let doc = repo_root().join("modules").join(name).join(format!("{name}.yml"));
+        let doc = repo_root()
+            .join("modules")
+            .join(name)
+            .join(format!("{name}.yml"));
         if doc.exists() {
             std::fs::copy(doc, lib.join(format!("{name}.yml"))).unwrap();
         }
@@ -135,7 +155,14 @@ pub fn ansible_cmd(bin: &Path, tool: &str, dir: &TempDir, library: &Path) -> Com
         .env("ANSIBLE_FORCE_COLOR", "0")
         .env("ANSIBLE_PYTHON_INTERPRETER", "auto_silent")
         .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
-        .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()));
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        );
     c
 }
 
