@@ -323,7 +323,7 @@ fn refused_parameters_leave_the_file_byte_identical() {
         (json!({"aliases": ["ok", "bad alias"]}), "aliases item 'bad alias' is not a valid host name"),
         (json!({"ip": null}), "state is present but all of the following are missing: ip"),
         (json!({"state": "gone"}), "value of state must be one of: present, absent, got: gone"),
-        (json!({"exclusive": "maybe"}), "argument 'exclusive' is of type <class 'str'> and we were unable to convert to bool"),
+        (json!({"exclusive": "maybe"}), "argument 'exclusive' is of type str and we were unable to convert to bool"),
         (json!({"bogus": 1}), "Unsupported parameters for (hosts_pin) module: bogus. Supported parameters include: aliases, backup, exclusive, hostname (name), ip, path, state."),
     ];
     let dir = TempDir::new("hp-refuse");
