@@ -100,11 +100,13 @@ pub fn backup_name(path: &Path) -> PathBuf {
 fn local_timestamp() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as libc::time_t)
+        .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
+    // time_t's width is inferred from localtime_r (musl is moving it to 64 bits everywhere).
+    let t = secs as _;
     // SAFETY: localtime_r writes into the zeroed struct we own; both pointers are valid.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
+    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
     if !ok {
         return secs.to_string();
     }
