@@ -6,6 +6,8 @@ use serde_json::{json, Value};
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -85,14 +87,35 @@ impl Default for Options {
     }
 }
 
-fn reader<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+/// Reads a pipe to its end in a thread, into a buffer shared with the caller (so what was
+/// read so far can be taken even while a left-behind daemon keeps the pipe open); the
+/// receiver gets a message at end of file.
+fn reader<R: Read + Send + 'static>(r: Option<R>) -> (Arc<Mutex<Vec<u8>>>, Receiver<()>) {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel();
+    let shared = Arc::clone(&buf);
     std::thread::spawn(move || {
-        let mut buf = Vec::new();
         if let Some(mut r) = r {
-            let _ = r.read_to_end(&mut buf);
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = r.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut b) = shared.lock() {
+                    b.extend_from_slice(&chunk[..n]);
+                }
+            }
         }
-        buf
-    })
+        let _ = tx.send(());
+    });
+    (buf, rx)
+}
+
+/// Waits at most `grace` for a reader to reach end of file, then takes what it read.
+fn collect(reader: (Arc<Mutex<Vec<u8>>>, Receiver<()>), grace: Duration) -> String {
+    let _ = reader.1.recv_timeout(grace);
+    let bytes = reader.0.lock().map(|b| b.clone()).unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Runs `argv` with stdin closed, in a new session, and waits at most `opts.timeout`; on
@@ -126,32 +149,35 @@ pub fn run_with(argv: &[String], opts: &Options) -> Result<Output, RunError> {
         reason: crate::io_reason(&e),
     })?;
     let pid = child.id() as libc::pid_t;
-    let out_t = reader(child.stdout.take());
-    let err_t = reader(child.stderr.take());
-    let mut timed_out = false;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break Some(st),
-            Ok(None) => {}
-            Err(_) => break None,
-        }
-        if start.elapsed() >= opts.timeout {
-            timed_out = true;
+    let out_r = reader(child.stdout.take());
+    let err_r = reader(child.stderr.take());
+    // The exit is waited for in a thread, so it is seen at once (no polling) and the timeout
+    // is a plain receive timeout.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait().ok());
+    });
+    let (status, timed_out) = match rx.recv_timeout(opts.timeout) {
+        Ok(st) => (st, false),
+        Err(_) => {
             // SAFETY: kill(2) on the process group we created with setsid.
             unsafe {
                 libc::kill(-pid, libc::SIGKILL);
             }
-            break child.wait().ok();
+            (rx.recv_timeout(Duration::from_secs(5)).ok().flatten(), true)
         }
-        std::thread::sleep(Duration::from_millis(5));
     };
-    // Grandchildren that kept our pipes open would block the readers: kill the group.
-    // SAFETY: as above; harmless when the group is already gone.
-    unsafe {
-        libc::kill(-pid, libc::SIGKILL);
-    }
-    let stdout = String::from_utf8_lossy(&out_t.join().unwrap_or_default()).into_owned();
-    let stderr = String::from_utf8_lossy(&err_t.join().unwrap_or_default()).into_owned();
+    // A daemon the command left behind may keep our pipes open: take what was written by
+    // then, without killing it (a start command is expected to leave its daemon running).
+    let grace = if timed_out {
+        Duration::from_secs(1)
+    } else {
+        opts.timeout
+            .saturating_sub(start.elapsed())
+            .min(Duration::from_millis(500))
+    };
+    let stdout = collect(out_r, grace);
+    let stderr = collect(err_r, grace);
     Ok(Output {
         argv: argv.to_vec(),
         rc: if timed_out {
@@ -259,6 +285,25 @@ mod tests {
         assert_eq!(o.rc, None);
         assert!(o.elapsed < Duration::from_secs(5), "took {:?}", o.elapsed);
         assert_eq!(o.rc_value(), -1);
+    }
+
+    #[test]
+    fn a_daemon_left_behind_keeps_running_and_does_not_block() {
+        let o = run(
+            &argv(&["sh", "-c", "echo started; sleep 30 & echo $!; exit 0"]),
+            Duration::from_secs(20),
+        )
+        .unwrap();
+        assert_eq!(o.rc, Some(0));
+        assert!(o.elapsed < Duration::from_secs(5), "took {:?}", o.elapsed);
+        let mut lines = o.stdout.lines();
+        assert_eq!(lines.next(), Some("started"));
+        let pid: i32 = lines.next().unwrap().trim().parse().unwrap();
+        // SAFETY: signal 0 probes, SIGKILL stops the sleep this test started.
+        unsafe {
+            assert_eq!(libc::kill(pid, 0), 0, "the daemon must still run");
+            libc::kill(pid, libc::SIGKILL);
+        }
     }
 
     #[test]
