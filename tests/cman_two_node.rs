@@ -351,6 +351,27 @@ fn refused_cases_leave_the_file_byte_identical() {
         ),
         ("three nodes", "corosync.conf", three, "it lists 3 nodes"),
         (
+            "auto_tie_breaker",
+            "corosync.conf",
+            c8.replace(
+                "  provider: corosync_votequorum\n",
+                "  provider: corosync_votequorum\n  auto_tie_breaker: 1\n",
+            ),
+            "corosync disables two_node when auto_tie_breaker is on",
+        ),
+        (
+            "xml one node",
+            "cluster.conf",
+            fixture("pve3/cluster.conf.single"),
+            "it lists 1 node, but cman refuses to start",
+        ),
+        (
+            "xml votes",
+            "cluster.conf",
+            x3.replace("name=\"beta\" votes=\"1\"", "name=\"beta\" votes=\"3\""),
+            "clusternode `beta` has votes=\"3\", but cman refuses to start",
+        ),
+        (
             "xml",
             "cluster.conf",
             x3.replace("</cman>", "</cmann>"),

@@ -58,6 +58,9 @@ pub struct ClusterConf {
     pub cman: Vec<Tag>,
     /// `<clusternode>` elements inside `<cluster><clusternodes>`.
     pub nodes: usize,
+    /// Each of those `<clusternode>`s: its `name` and `votes` attribute values (None when the
+    /// attribute is absent; cman then counts 1 vote).
+    pub node_votes: Vec<(String, Option<String>)>,
 }
 
 fn line_of(text: &str, pos: usize) -> usize {
@@ -169,6 +172,7 @@ pub fn parse(text: &str) -> Result<ClusterConf, XmlError> {
     let mut cluster: Option<Tag> = None;
     let mut cman = Vec::new();
     let mut nodes = 0;
+    let mut node_votes = Vec::new();
     let mut root_done = false;
     loop {
         let before = bom + reader.buffer_position() as usize;
@@ -206,12 +210,18 @@ pub fn parse(text: &str) -> Result<ClusterConf, XmlError> {
                     cman.push(make_tag(text, before..after, &e, empty, true)?);
                 } else {
                     // Still check every tag's attributes, so a broken one anywhere is refused.
-                    make_tag(text, before..after, &e, empty, false)?;
+                    let tag = make_tag(text, before..after, &e, empty, false)?;
                     if stack.len() == 2
                         && name == b"clusternode"
                         && stack.get(1).map(|v| v.as_slice()) == Some(b"clusternodes")
                     {
                         nodes += 1;
+                        node_votes.push((
+                            tag.attr("name")
+                                .map(|a| a.value.clone())
+                                .unwrap_or_default(),
+                            tag.attr("votes").map(|a| a.value.clone()),
+                        ));
                     }
                 }
                 if empty {
@@ -256,6 +266,7 @@ pub fn parse(text: &str) -> Result<ClusterConf, XmlError> {
         cluster,
         cman,
         nodes,
+        node_votes,
     })
 }
 
@@ -280,6 +291,13 @@ mod tests {
         );
         assert_eq!(&PVE3[cm.insert_at..cm.insert_at + 1], ">");
         assert_eq!(c.nodes, 2);
+        assert_eq!(
+            c.node_votes,
+            vec![
+                ("alpha".to_string(), Some("1".to_string())),
+                ("beta".to_string(), Some("1".to_string()))
+            ]
+        );
         assert_eq!(c.cman[0].line, 4);
     }
 

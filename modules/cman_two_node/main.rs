@@ -103,6 +103,10 @@ enum ConfError {
     BadVersion { line: usize, value: String },
     #[error("it lists {0} nodes; two-node mode on three or more nodes invites split brain, so it is refused (set force: true to edit anyway)")]
     TooManyNodes(usize),
+    #[error("line {0}: the quorum section turns on auto_tie_breaker, and corosync disables two_node when auto_tie_breaker is on (`two_node has been disabled`); remove auto_tie_breaker or set it to 0 first")]
+    AutoTieBreaker(usize),
+    #[error("{0}, but cman refuses to start with two_node=\"1\" unless <clusternodes> lists exactly two nodes with one vote each (`two_node set but …`), so it is refused; fix the node list first (or set force: true to edit anyway)")]
+    CmanNodes(String),
     #[error("internal check failed: the edited text {0}; nothing was written")]
     Internal(String),
 }
@@ -184,6 +188,12 @@ fn plan_corosync(text: &str, want: &Want) -> Result<Plan, ConfError> {
     if let Some(dev) = conf.has_quorum_device() {
         let line = conf.sections.get(dev).map(|s| s.open_line + 1).unwrap_or(0);
         return Err(ConfError::QuorumDevice(line));
+    }
+    if want.present {
+        let atb = conf.entries(text, quorum, "auto_tie_breaker");
+        if let Some(e) = atb.iter().find(|e| int_value(e.value) != Some(0)) {
+            return Err(ConfError::AutoTieBreaker(e.line + 1));
+        }
     }
     let versions = conf.config_versions(text);
     let version = match versions.as_slice() {
@@ -378,6 +388,26 @@ fn plan_cman(text: &str, want: &Want) -> Result<Plan, ConfError> {
     let nodes = c.nodes;
     if want.present && nodes > 2 && !want.force {
         return Err(ConfError::TooManyNodes(nodes));
+    }
+    if want.present && !want.force {
+        // cman's own start-up check (cmanconfig.c): node count 2 and vote sum 2, own votes 1.
+        // A missing votes attribute counts as 1.
+        let odd = c.node_votes.iter().find(|(_, v)| {
+            v.as_deref()
+                .is_some_and(|v| v.trim().parse::<i64>().ok() != Some(1))
+        });
+        if nodes != 2 {
+            return Err(ConfError::CmanNodes(format!(
+                "it lists {nodes} node{}",
+                if nodes == 1 { "" } else { "s" }
+            )));
+        }
+        if let Some((name, v)) = odd {
+            return Err(ConfError::CmanNodes(format!(
+                "clusternode `{name}` has votes=\"{}\"",
+                v.as_deref().unwrap_or("")
+            )));
+        }
     }
     let quote = cman.attrs.last().map(|a| a.quote).unwrap_or('"');
     let mut edits: Vec<Edit> = Vec::new();

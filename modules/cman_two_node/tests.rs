@@ -29,6 +29,13 @@ fn off() -> Want {
     }
 }
 
+fn forced() -> Want {
+    Want {
+        force: true,
+        ..on()
+    }
+}
+
 fn wfa(w: bool) -> Want {
     Want {
         wait_for_all: Some(w),
@@ -89,10 +96,13 @@ fn variants() -> Vec<(&'static str, String, Want, String)> {
         ("cman CRLF", crlf(PVE3), on(), crlf(PVE3_TWO)),
         ("cman comments", x("<!-- two_node here --><cman/><!-- <cman two_node=\"0\"/> -->", 4), on(), x("<!-- two_node here --><cman two_node=\"1\" expected_votes=\"1\"/><!-- <cman two_node=\"0\"/> -->", 5)),
         ("cman multi-line tag", x("<cman\n    keyfile=\"k\"\n  >\n  </cman>", 4), on(), x("<cman\n    keyfile=\"k\" two_node=\"1\" expected_votes=\"1\"\n  >\n  </cman>", 5)),
+        ("cman votes attributes absent (1 each)", x("<cman/>", 4).replace(" votes=\"1\"", ""), on(), x("<cman two_node=\"1\" expected_votes=\"1\"/>", 5).replace(" votes=\"1\"", "")),
+        ("cman votes 2 with force", x("<cman/>", 4).replace("alpha\" votes=\"1\"", "alpha\" votes=\"2\""), forced(), x("<cman two_node=\"1\" expected_votes=\"1\"/>", 5).replace("alpha\" votes=\"1\"", "alpha\" votes=\"2\"")),
+        ("cman absent on one node needs no force", PVE3_SINGLE.replace("authkey\">", "authkey\" two_node=\"1\" expected_votes=\"1\">"), off(), PVE3_SINGLE.replace("config_version=\"1\"", "config_version=\"2\"").replace("authkey\">", "authkey\" expected_votes=\"1\">")),
         ("cman absent", PVE3_TWO.to_string(), off(), PVE3.replace("config_version=\"2\"", "config_version=\"4\"").replace("authkey\">", "authkey\" expected_votes=\"2\">")),
         ("cman absent multi-line", x("<cman\n    two_node=\"1\"\n    expected_votes=\"1\"/>", 4), off(), x("<cman\n    expected_votes=\"2\"/>", 5)),
         ("cman absent already", PVE3.to_string(), off(), PVE3.to_string()),
-        ("cman single node", PVE3_SINGLE.to_string(), on(), PVE3_SINGLE.replace("config_version=\"1\"", "config_version=\"2\"").replace("authkey\">", "authkey\" two_node=\"1\" expected_votes=\"1\">")),
+        ("cman single node with force", PVE3_SINGLE.to_string(), forced(), PVE3_SINGLE.replace("config_version=\"1\"", "config_version=\"2\"").replace("authkey\">", "authkey\" two_node=\"1\" expected_votes=\"1\">")),
         ("pve4 writer style", PVE4.to_string(), on(), PVE4.replace("config_version: 2", "config_version: 3").replace("  provider: corosync_votequorum\n", "  provider: corosync_votequorum\n  two_node: 1\n")),
         ("pve4 create template", PVE4_SINGLE.to_string(), on(), PVE4_SINGLE.replace("config_version: 1", "config_version: 2").replace("  provider: corosync_votequorum\n", "  provider: corosync_votequorum\n  two_node: 1\n")),
         ("ipv6", PVE8_V6.to_string(), on(), PVE8_V6.replace("config_version: 2", "config_version: 3").replace("  provider: corosync_votequorum\n", "  provider: corosync_votequorum\n  two_node: 1\n")),
@@ -104,6 +114,8 @@ fn variants() -> Vec<(&'static str, String, Want, String)> {
         ("sorted keys insert in place", q("quorum {\n  expected_votes: 2\n  provider: corosync_votequorum\n  wait_for_all: 0\n}"), on(), q3("quorum {\n  expected_votes: 2\n  provider: corosync_votequorum\n  two_node: 1\n  wait_for_all: 0\n}")),
         ("wait_for_all false given", PVE8.to_string(), wfa(false), q3("quorum {\n  provider: corosync_votequorum\n  two_node: 1\n  wait_for_all: 0\n}")),
         ("wait_for_all true replaces 0", q("quorum {\n  provider: corosync_votequorum\n  two_node: 1\n  wait_for_all: 0\n}"), wfa(true), q3("quorum {\n  provider: corosync_votequorum\n  two_node: 1\n  wait_for_all: 1\n}")),
+        ("auto_tie_breaker 0 is no obstacle", q("quorum {\n  auto_tie_breaker: 0\n  provider: corosync_votequorum\n}"), on(), q3("quorum {\n  auto_tie_breaker: 0\n  provider: corosync_votequorum\n  two_node: 1\n}")),
+        ("corosync absent with auto_tie_breaker", q("quorum {\n  auto_tie_breaker: 1\n  provider: corosync_votequorum\n  two_node: 1\n}"), off(), q3("quorum {\n  auto_tie_breaker: 1\n  provider: corosync_votequorum\n}")),
         ("corosync absent", PVE8_TWO.to_string(), off(), PVE8.replace("config_version: 2", "config_version: 4")),
         ("corosync absent CRLF", crlf(PVE8_TWO), off(), crlf(&PVE8.replace("config_version: 2", "config_version: 4"))),
         ("corosync absent already", PVE8.to_string(), off(), PVE8.to_string()),
@@ -229,6 +241,16 @@ fn refusals() -> Vec<(&'static str, String, Format, Want, &'static str)> {
         ),
         ("three nodes", three, c, on(), "it lists 3 nodes"),
         (
+            "auto_tie_breaker",
+            PVE8.replace(
+                "  provider: corosync_votequorum\n",
+                "  provider: corosync_votequorum\n  auto_tie_breaker: 1\n",
+            ),
+            c,
+            on(),
+            "line 23: the quorum section turns on auto_tie_breaker, and corosync disables two_node",
+        ),
+        (
             "xml malformed",
             PVE3.replace("</cman>", "</cmann>"),
             m,
@@ -274,6 +296,34 @@ fn refusals() -> Vec<(&'static str, String, Format, Want, &'static str)> {
             "line 2: config_version `2a`",
         ),
         ("xml three nodes", three_x, m, on(), "it lists 3 nodes"),
+        (
+            "xml one node",
+            PVE3_SINGLE.to_string(),
+            m,
+            on(),
+            "it lists 1 node, but cman refuses to start with two_node=\"1\" unless <clusternodes> lists exactly two nodes with one vote each",
+        ),
+        (
+            "xml no clusternodes",
+            "<cluster config_version=\"1\"><cman/></cluster>".into(),
+            m,
+            on(),
+            "it lists 0 nodes, but cman refuses",
+        ),
+        (
+            "xml votes 2",
+            PVE3.replace("name=\"beta\" votes=\"1\"", "name=\"beta\" votes=\"2\""),
+            m,
+            on(),
+            "clusternode `beta` has votes=\"2\", but cman refuses",
+        ),
+        (
+            "xml votes not a number",
+            PVE3.replace("name=\"alpha\" votes=\"1\"", "name=\"alpha\" votes=\"one\""),
+            m,
+            on(),
+            "clusternode `alpha` has votes=\"one\"",
+        ),
         (
             "not cluster root",
             "<foo/>".into(),
