@@ -96,21 +96,32 @@ module() {
 }
 "#;
 
-/// The start command of the lab: mounts bindfs again and returns (bindfs keeps running in its
-/// own session, so the module's command runner does not kill it with the script's group).
+/// The start command of the lab: mounts bindfs again (in its own session) and returns once the
+/// mount shows, as an init script does.
 const START: &str = r#"#!/bin/bash
 T="$(dirname "$0")"; M="$T/mnt point"; export MNT_ESC="${M// /\\040}"
 setsid bindfs -f -o attr_timeout=0,entry_timeout=0,negative_timeout=0 "$1" "$T/mnt point" </dev/null >/dev/null 2>&1 &
 echo $! >> "$T/pids"
 echo $! > "$T/started"
-# Return once mounted, as an init script does: the module's runner kills the script's process
-# group when it returns, which would catch bindfs before its setsid.
+# Return once mounted, as an init script does.
 for i in $(seq 200); do
   awk '$5 == ENVIRON["MNT_ESC"] && / - fuse /' /proc/self/mountinfo | grep -q . && exit 0
   sleep 0.025
 done
 echo "bindfs did not mount within 5 s" >&2
 exit 1
+"#;
+
+/// A start command that leaves its daemon in its own process group, holding the runner's
+/// stdout/stderr pipes, and returns at once (before the mount is up): the module must neither
+/// kill the daemon nor hang on the pipes.
+const START_INHERIT: &str = r#"#!/bin/bash
+T="$(dirname "$0")"
+bindfs -f -o attr_timeout=0,entry_timeout=0,negative_timeout=0 "$1" "$T/mnt point" &
+echo $! >> "$T/pids"
+echo $! > "$T/started"
+echo "bindfs started as $!"
+exit 0
 "#;
 
 const FAIL: &str = "#!/bin/sh\necho 'boom: cannot mount the filesystem' >&2\nexit 3\n";
@@ -158,7 +169,11 @@ impl Lab {
         }
         dir.write("src/.members", "{ \"nodename\": \"pve1\" }\n");
         dir.write("src/hello", "hello\n");
-        for (name, text) in [("start.sh", START), ("fail.sh", FAIL)] {
+        for (name, text) in [
+            ("start.sh", START),
+            ("start-inherit.sh", START_INHERIT),
+            ("fail.sh", FAIL),
+        ] {
             let p = dir.write(name, text);
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -422,6 +437,44 @@ fn not_mounted_is_started() {
     assert!(o.one("STAT", 1).starts_with("ok"));
     assert!(o.one("MEMBERS", 1).contains("pve1"));
     assert_eq!(fuse_lines(&o).len(), 1);
+}
+
+/// The runner no longer kills what a start command leaves behind when it exits normally: a
+/// daemon in the command's process group, holding its output pipes, keeps serving the mount
+/// after the module has returned (and exited, closing its ends of the pipes).
+#[test]
+fn daemon_left_in_the_start_commands_group_keeps_running() {
+    if !lab_ready("daemon_left_in_the_start_commands_group_keeps_running") {
+        return;
+    }
+    let lab = Lab::new("fr-inherit");
+    let t = lab.t();
+    lab.args(
+        "a.json",
+        json!({"start_command": [format!("{t}/start-inherit.sh"), format!("{t}/src")]}),
+    );
+    let o = lab.run("fuse_up; fuse_kill; module a.json; sleep 1; show");
+    let m = o.module(0);
+    assert_eq!(m["failed"], false, "{}", o.raw);
+    assert_eq!(m["state_before"], "stale");
+    assert_eq!(m["state_after"], "healthy");
+    assert_eq!(m["actions"][1]["action"], "start");
+    assert_eq!(m["actions"][1]["rc"], 0);
+    let started = o.one("STARTED", 0);
+    assert_eq!(
+        m["actions"][1]["stdout"],
+        format!("bindfs started as {started}\n"),
+        "the output written before the exit is kept"
+    );
+    assert_eq!(m["actions"][2]["result"], "healthy");
+    // A second after the module is gone, the same bindfs still answers.
+    assert!(o.one("STAT", 0).starts_with("ok"), "{}", o.raw);
+    assert!(o.one("MEMBERS", 0).contains("pve1"), "{}", o.raw);
+    let ms: u64 = o.one("MODULE_MS", 0).parse().unwrap();
+    assert!(
+        ms < 9_000,
+        "module took {ms} ms (did it wait on the pipes?)"
+    );
 }
 
 #[test]
