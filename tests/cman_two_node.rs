@@ -267,6 +267,26 @@ fn state_absent_and_wait_for_all_through_the_binary() {
     );
 }
 
+/// expected_votes is a cman setting: given for corosync.conf it is not written, and a warning
+/// says so instead of ignoring it silently.
+#[test]
+fn expected_votes_for_corosync_is_ignored_with_a_warning() {
+    let lab = Lab::new("c2n-ev");
+    let f = lab.write("corosync.conf", &fixture("pve8/corosync.conf"));
+    let r = lab.run(
+        json!({"path": p(&f), "expected_votes": 2, "wait_for_all": true, "activate": false}),
+        &[],
+    );
+    assert!(r.changed(), "{}", r.json);
+    assert!(!lab.read("corosync.conf").contains("expected_votes"));
+    let w = r.json["warnings"].to_string();
+    assert!(
+        w.contains("expected_votes applies to cluster.conf only; 2 was ignored"),
+        "{}",
+        r.json
+    );
+}
+
 #[test]
 fn check_mode_shows_the_diff_and_writes_nothing() {
     let lab = Lab::new("c2n-check");

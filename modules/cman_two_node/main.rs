@@ -698,6 +698,11 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
     if format == Format::Cman && want.wait_for_all.is_some() {
         ctx.warn("wait_for_all applies to corosync.conf only; it was ignored for cluster.conf");
     }
+    if format == Format::Corosync && expected_votes != 1 {
+        ctx.warn(format!(
+            "expected_votes applies to cluster.conf only; {expected_votes} was ignored for corosync.conf (votequorum derives expected votes from the nodelist)"
+        ));
+    }
     let plan = plan(&before, format, &want).map_err(|e| {
         Failure::new(format!("cannot edit {}: {e}", path.display())).with("format", format.name())
     })?;
