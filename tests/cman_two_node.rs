@@ -518,6 +518,62 @@ fn pve_dir_write_waits_for_pmxcfs_copy_then_reloads_and_verifies() {
     );
 }
 
+/// pmxcfs never copies a config over a local copy with a higher config_version (e.g. after a
+/// wrong edit of /etc/corosync/corosync.conf): the module says so at once instead of
+/// reloading the unchanged local file or waiting for the timeout.
+#[test]
+fn local_copy_newer_than_the_edit_fails_at_once_without_reload() {
+    let lab = Lab::new("c2n-newer");
+    std::fs::create_dir_all(lab.path("pve")).unwrap();
+    let f = lab.write("pve/corosync.conf", &fixture("pve8/corosync.conf"));
+    let local = lab.write(
+        "local-corosync.conf",
+        &fixture("pve8/corosync.conf").replace("config_version: 2", "config_version: 7"),
+    );
+    let env = [
+        ("PVE2NODE_PVE_DIR", p(&lab.path("pve"))),
+        ("PVE2NODE_COROSYNC_LOCAL", p(&local)),
+    ];
+    let start = Instant::now();
+    let r = lab.run(json!({"path": p(&f), "timeout": 20}), &env);
+    assert!(r.failed() && r.changed(), "{}", r.json);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "waited for nothing"
+    );
+    assert!(
+        r.msg()
+            .contains("already has config_version 7, higher than the new 3"),
+        "{}",
+        r.msg()
+    );
+    assert!(
+        r.msg().contains("`local local-corosync.conf is newer`"),
+        "{}",
+        r.msg()
+    );
+    assert!(lab.calls().is_empty(), "reload ran: {:?}", lab.calls());
+    // The same for cluster.conf.
+    let x = lab.write("pve/cluster.conf", &fixture("pve3/cluster.conf"));
+    let xl = lab.write(
+        "local-cluster.conf",
+        &fixture("pve3/cluster.conf").replace("config_version=\"2\"", "config_version=\"9\""),
+    );
+    let env = [
+        ("PVE2NODE_PVE_DIR", p(&lab.path("pve"))),
+        ("PVE2NODE_CLUSTER_LOCAL", p(&xl)),
+    ];
+    let r = lab.run(json!({"path": p(&x), "timeout": 20}), &env);
+    assert!(r.failed() && r.changed(), "{}", r.json);
+    assert!(
+        r.msg()
+            .contains("already has config_version 9, higher than the new 3"),
+        "{}",
+        r.msg()
+    );
+    assert!(lab.calls().is_empty(), "reload ran: {:?}", lab.calls());
+}
+
 #[test]
 fn pmxcfs_never_copies_fails_after_timeout_without_reload() {
     let lab = Lab::new("c2n-nocopy");

@@ -601,8 +601,13 @@ fn wait_for_copy(
                         .and_then(|a| a.value.parse().ok())
                 }),
             };
-            if last.is_some_and(|v| v >= version) {
+            if last == Some(version) {
                 return Ok(());
+            }
+            // pmxcfs never copies a config older than the local one ("local corosync.conf
+            // is newer"): no use waiting.
+            if last.is_some_and(|v| v > version) {
+                return Err(last);
             }
         }
         if start.elapsed() >= timeout {
@@ -817,6 +822,15 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
                 Format::Cman => env_path("PVE2NODE_CLUSTER_LOCAL", CLUSTER_LOCAL),
             };
             if let Err(last) = wait_for_copy(&local, format, plan.version_after, timeout) {
+                if let Some(v) = last.filter(|&v| v > plan.version_after) {
+                    return Err(c2.after_write(format!(
+                        "{} already has config_version {v}, higher than the new {}: pmxcfs does not copy a config over a newer local one (`local {} is newer`), so the running cluster did not take it; raise config_version in {} above {v} (or make the local copy match it) and run again",
+                        local.display(),
+                        plan.version_after,
+                        local.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+                        path.display()
+                    )));
+                }
                 let seen = last
                     .map(|v| format!("version {v}"))
                     .unwrap_or_else(|| "no readable version".into());
