@@ -72,6 +72,10 @@ fn seed_fixtures_byte_for_byte() {
     assert!(p.warnings.is_empty());
 }
 
+/// A PVE 3 cluster.conf with the schema's other sections (fencing, rgmanager's `rm` with
+/// `pvevm`), `<cman>` with other attributes, and a CDATA section that looks like a `<cman>`.
+const FENCED: &str = "<?xml version=\"1.0\"?>\n<cluster name=\"lab\" config_version=\"3\">\n  <cman transport=\"udpu\" port=\"5405\"/>\n  <fencedevices><fencedevice agent=\"fence_ilo\" name=\"f1\" ipaddr=\"10.99.0.9\"/></fencedevices>\n  <clusternodes>\n  <clusternode name=\"alpha\" votes=\"1\" nodeid=\"1\"><fence><method name=\"1\"><device name=\"f1\"/></method></fence></clusternode>\n  <clusternode name=\"beta\" votes=\"1\" nodeid=\"2\"/></clusternodes>\n  <rm><pvevm autostart=\"1\" vmid=\"100\"/><![CDATA[<cman two_node=\"0\"/>]]></rm>\n</cluster>\n";
+
 /// (name, input, want, expected output)
 fn variants() -> Vec<(&'static str, String, Want, String)> {
     let q = |body: &str| PVE8.replace("quorum {\n  provider: corosync_votequorum\n}", body);
@@ -116,6 +120,9 @@ fn variants() -> Vec<(&'static str, String, Want, String)> {
         ("wait_for_all true replaces 0", q("quorum {\n  provider: corosync_votequorum\n  two_node: 1\n  wait_for_all: 0\n}"), wfa(true), q3("quorum {\n  provider: corosync_votequorum\n  two_node: 1\n  wait_for_all: 1\n}")),
         ("auto_tie_breaker 0 is no obstacle", q("quorum {\n  auto_tie_breaker: 0\n  provider: corosync_votequorum\n}"), on(), q3("quorum {\n  auto_tie_breaker: 0\n  provider: corosync_votequorum\n  two_node: 1\n}")),
         ("corosync absent with auto_tie_breaker", q("quorum {\n  auto_tie_breaker: 1\n  provider: corosync_votequorum\n  two_node: 1\n}"), off(), q3("quorum {\n  auto_tie_breaker: 1\n  provider: corosync_votequorum\n}")),
+        ("two_node 1 with wait_for_all 0 already", q("quorum {\n  provider: corosync_votequorum\n  two_node: 1\n  wait_for_all: 0\n}"), on(), q("quorum {\n  provider: corosync_votequorum\n  two_node: 1\n  wait_for_all: 0\n}")),
+        ("keys with tabs around the colon", q("quorum {\n\tprovider\t:\tcorosync_votequorum\n\ttwo_node\t:\t0\n}"), on(), q3("quorum {\n\tprovider\t:\tcorosync_votequorum\n\ttwo_node\t:\t1\n}")),
+        ("cluster.conf with fencing, rm, udpu and CDATA", FENCED.to_string(), on(), FENCED.replace("config_version=\"3\"", "config_version=\"4\"").replace("port=\"5405\"/>", "port=\"5405\" two_node=\"1\" expected_votes=\"1\"/>")),
         ("corosync absent", PVE8_TWO.to_string(), off(), PVE8.replace("config_version: 2", "config_version: 4")),
         ("corosync absent CRLF", crlf(PVE8_TWO), off(), crlf(&PVE8.replace("config_version: 2", "config_version: 4"))),
         ("corosync absent already", PVE8.to_string(), off(), PVE8.to_string()),
@@ -231,6 +238,13 @@ fn refusals() -> Vec<(&'static str, String, Format, Want, &'static str)> {
             c,
             on(),
             "set more than once",
+        ),
+        (
+            "closing brace with a comment (corosync 3 refuses it too)",
+            PVE8.replace("  provider: corosync_votequorum\n}", "  provider: corosync_votequorum\n} # quorum"),
+            c,
+            on(),
+            "line 23: cannot read `} # quorum`",
         ),
         (
             "two quorum sections",
