@@ -174,7 +174,7 @@ pub fn run_with(argv: &[String], opts: &Options) -> Result<Output, RunError> {
     } else {
         opts.timeout
             .saturating_sub(start.elapsed())
-            .min(Duration::from_millis(500))
+            .clamp(Duration::from_millis(100), Duration::from_millis(500))
     };
     let stdout = collect(out_r, grace);
     let stderr = collect(err_r, grace);
