@@ -244,13 +244,17 @@ fn first_separator(refs: &[&Line], start: usize) -> String {
         .filter(|l| l.names.first().is_some_and(|f| !f.sep.contains('\t')))
         .collect();
     // A column counts as an alignment when two lines share it or a line was padded to it.
-    let cols: Vec<usize> = spaced.iter().filter_map(|l| l.name_column()).collect();
+    // Counted once (a map, not a scan per line): blocklist hosts files have 100k+ lines.
+    let mut col_count = std::collections::HashMap::<usize, usize>::new();
+    for c in spaced.iter().filter_map(|l| l.name_column()) {
+        *col_count.entry(c).or_default() += 1;
+    }
     let aligned = mode(
         spaced
             .iter()
             .filter_map(|l| l.name_column().map(|c| (c, l)))
             .filter(|(c, l)| {
-                cols.iter().filter(|x| *x == c).count() >= 2
+                col_count.get(c).copied().unwrap_or(0) >= 2
                     || l.names.first().is_some_and(|f| f.sep.len() >= 2)
             })
             .map(|(c, _)| c),
