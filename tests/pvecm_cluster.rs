@@ -604,6 +604,25 @@ fn prompts_fail_fast_with_what_to_set() {
 }
 
 #[test]
+fn api_join_without_a_terminal_fails_fast_asking_for_use_ssh() {
+    // What a real `pvecm add` (PVE 5+, no use_ssh) prints when stdin is not a terminal:
+    // PVE::PTY::read_password reads the closed stdin instead of prompting.
+    let sb = Sb::new("pve8", "beta", HOSTS_ALPHA).change("", "EOF while reading password\n", 255);
+    let t0 = Instant::now();
+    let v = sb.run(json!({"name": "lab", "peer": "10.99.0.1", "timeout": 60}));
+    assert!(failed(&v), "{v}");
+    assert!(
+        msg(&v).contains("root password") && msg(&v).contains("use_ssh: true"),
+        "{v}"
+    );
+    assert_eq!(v["stderr"], json!("EOF while reading password\n"));
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "no grace wait for a known prompt"
+    );
+}
+
+#[test]
 fn never_quorate_times_out_within_timeout() {
     let sb = Sb::new("pve8", "beta", HOSTS_ALPHA).after(
         fx!("pve8/pvecm-status-not-quorate.txt"),
