@@ -128,7 +128,8 @@ impl Sb {
         c.arg(&f)
             .env("PVE2NODE_HOSTNAME", &self.hostname)
             .env("PVE2NODE_HOSTS_FILE", self.dir.join("hosts"))
-            .env("PVE2NODE_COROSYNC_CONF", self.dir.join("no-corosync.conf"));
+            .env("PVE2NODE_COROSYNC_CONF", self.dir.join("no-corosync.conf"))
+            .env("PVE2NODE_CLUSTER_CONF", self.dir.join("cluster.conf"));
         for (k, v) in env {
             c.env(k, v);
         }
@@ -294,6 +295,32 @@ fn info_stack_down_and_unreadable() {
         "{v}"
     );
     assert_eq!(v["rc"], json!(255));
+}
+
+#[test]
+fn pve3_cman_stopped_with_a_cluster_conf_is_stack_down_not_no_cluster() {
+    // cman_tool prints the same error for "no cluster" and "cman stopped"; a cluster.conf
+    // says which. Without this the node counted as in no cluster and pvecm create ran.
+    let sb = Sb::new("pve3", "alpha", HOSTS_ALPHA);
+    sb.dir.write("cluster.conf", fx!("pve3/cluster.conf"));
+    let v = sb.run(json!({"state": "info"}));
+    assert!(!failed(&v), "{v}");
+    assert_eq!(v["cluster"]["member"], json!(true));
+    assert_eq!(v["cluster"]["name"], json!("lab"));
+    assert!(v["warnings"][0].as_str().unwrap().contains("not running"));
+    let v = sb.run(json!({"name": "lab"}));
+    assert!(failed(&v), "{v}");
+    assert!(
+        msg(&v).contains("cluster 'lab'") && msg(&v).contains("/etc/init.d/cman start"),
+        "{v}"
+    );
+    let v = sb.run(json!({"name": "lab", "peer": "10.99.0.2", "use_ssh": true}));
+    assert!(failed(&v), "{v}");
+    assert!(sb.changing_calls().is_empty(), "{:?}", sb.changing_calls());
+    // No cluster.conf: really in no cluster.
+    std::fs::remove_file(sb.dir.join("cluster.conf")).unwrap();
+    let v = sb.run(json!({"state": "info"}));
+    assert_eq!(v["cluster"]["member"], json!(false), "{v}");
 }
 
 #[test]

@@ -49,6 +49,7 @@ const SPEC: Spec = Spec {
 const ENV_HOSTNAME: &str = "PVE2NODE_HOSTNAME";
 const ENV_HOSTS_FILE: &str = "PVE2NODE_HOSTS_FILE";
 const ENV_COROSYNC_CONF: &str = "PVE2NODE_COROSYNC_CONF";
+const ENV_CLUSTER_CONF: &str = "PVE2NODE_CLUSTER_CONF";
 
 /// Timeout of one read-only command (`status`, `nodes`, `pveversion`).
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -463,6 +464,8 @@ enum Current {
     /// A cluster configuration exists but the cluster stack is down.
     StackDown {
         name: Option<String>,
+        /// PVE 3 (cman, SysV services) rather than corosync 2/3 (systemd).
+        cman: bool,
     },
     /// Nothing recognisable: the status command's output.
     Unknown(Output),
@@ -518,6 +521,25 @@ fn conf_facts() -> (Option<String>, Option<u64>) {
     (None, None)
 }
 
+/// PVE 3: `Some(cluster name)` when a cluster.conf exists, which tells that this node is in
+/// a cluster even though cman is stopped (pmxcfs copies it to /etc/cluster/cluster.conf).
+fn cman_conf() -> Option<Option<String>> {
+    let paths = match std::env::var(ENV_CLUSTER_CONF) {
+        Ok(p) => vec![p],
+        Err(_) => vec![
+            "/etc/pve/cluster.conf".to_string(),
+            "/etc/cluster/cluster.conf".to_string(),
+        ],
+    };
+    let text = paths.iter().find_map(|p| std::fs::read_to_string(p).ok())?;
+    Some(
+        pve2node::pve::cluster_conf::parse(&text)
+            .ok()
+            .and_then(|c| c.cluster.attr("name").map(|a| a.value.clone()))
+            .filter(|n| !n.is_empty()),
+    )
+}
+
 fn read_state(a: &Args, limit: Duration) -> Result<(Current, Option<Era>), Failure> {
     let t = limit.clamp(Duration::from_secs(1), READ_TIMEOUT);
     let argv = vec![a.pvecm.clone(), "status".to_string()];
@@ -543,10 +565,15 @@ fn read_state(a: &Args, limit: Duration) -> Result<(Current, Option<Era>), Failu
         return Ok((Current::NotMember, era));
     }
     let cur = match pst::recognise_no_cluster(&text) {
-        Some(NoCluster::NoConfig) | Some(NoCluster::CmanNotRunning) => Current::NotMember,
+        Some(NoCluster::NoConfig) => Current::NotMember,
+        // cman_tool says the same for "no cluster" and "cman stopped": cluster.conf tells.
+        Some(NoCluster::CmanNotRunning) => match cman_conf() {
+            Some(name) => Current::StackDown { name, cman: true },
+            None => Current::NotMember,
+        },
         Some(NoCluster::CorosyncNotRunning) => {
             let name = st.name.clone().or_else(|| conf_facts().0);
-            Current::StackDown { name }
+            Current::StackDown { name, cman: false }
         }
         None => Current::Unknown(out),
     };
@@ -588,9 +615,15 @@ fn decide(a: &Args, cur: &Current) -> Plan {
     let want = a.name.as_deref().unwrap_or("");
     match cur {
         Current::NotMember => Plan::Run(if a.peer.is_some() { Kind::Join } else { Kind::Create }),
-        Current::StackDown { name, .. } => Plan::Fail(format!(
-            "this node has the configuration of cluster '{}' but its cluster stack is not running (corosync/cman): start it (systemctl start corosync pve-cluster) and run again",
-            name.as_deref().unwrap_or("?")
+        Current::StackDown { name, cman } => Plan::Fail(format!(
+            "this node has the configuration of cluster '{}' but its cluster stack is not running ({}): start it ({}) and run again",
+            name.as_deref().unwrap_or("?"),
+            if *cman { "cman" } else { "corosync" },
+            if *cman {
+                "/etc/init.d/cman start; /etc/init.d/pve-cluster restart"
+            } else {
+                "systemctl start corosync pve-cluster"
+            },
         )),
         Current::Unknown(o) => Plan::Fail(unknown_msg(o)),
         Current::Member(f) => {
@@ -1131,7 +1164,8 @@ mod tests {
             decide(
                 &a,
                 &Current::StackDown {
-                    name: Some("lab".into())
+                    name: Some("lab".into()),
+                    cman: false
                 }
             ),
             Plan::Fail(_)
