@@ -475,6 +475,46 @@ fn own_cluster_refuses_join_unless_force() {
     );
 }
 
+#[test]
+fn forced_join_check_warnings_are_not_taken_for_the_failure() {
+    // With force, pvecm add lists the failed join checks, says it goes on, and joins; right
+    // after, `pvecm status` may still see the cluster stack restarting. The listed checks are
+    // known messages, but they must not end the wait as if the join had failed.
+    let sb = Sb::new("pve8", "beta", HOSTS_ALPHA);
+    let d = sb.dir.path().to_string_lossy().into_owned();
+    let script = r#"#!/bin/sh
+D='@DIR@'
+printf '%s\n' "$*" >> "$D/argv.log"
+case "$1" in
+  status)
+    if [ ! -f "$D/joined" ]; then cat "$D/nocluster.txt" >&2; exit 255; fi
+    n=$(cat "$D/polls" 2>/dev/null || echo 0); echo $((n + 1)) > "$D/polls"
+    if [ "$n" -eq 0 ]; then echo 'Cannot initialize CMAP service' >&2; exit 1; fi
+    cat "$D/after.status"; exit 0 ;;
+  nodes)
+    [ -f "$D/joined" ] && cat "$D/after.nodes"; exit 0 ;;
+  add)
+    printf 'detected the following error(s):\n* this host already contains virtual guests\n\nWARNING : detected error but forced to continue!\n\n'
+    echo 'waiting for quorum...OK'
+    echo "successfully added node 'beta' to cluster."
+    touch "$D/joined"; exit 0 ;;
+esac
+exit 255
+"#;
+    write_exec(&sb.dir.join("pvecm"), &script.replace("@DIR@", &d));
+    let sb = sb.after(
+        fx!("pve8/pvecm-status-2node.txt"),
+        fx!("pve8/pvecm-nodes.txt"),
+    );
+    let v = sb.run(
+        json!({"name": "lab", "peer": "10.99.0.1", "use_ssh": true, "force": true, "timeout": 30}),
+    );
+    assert!(!failed(&v), "{v}");
+    assert_eq!(v["changed"], json!(true));
+    assert_eq!(v["cluster"]["quorate"], json!(true));
+    // Without force the same list is the failure (see join_refused_with_real_error_texts).
+}
+
 /// Splits an error fixture as a PVE 5-8 task prints it: body on stdout, last line on stderr.
 fn task_split(text: &str) -> (String, String) {
     let lines: Vec<&str> = text.lines().collect();

@@ -842,7 +842,7 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
     if let Some(p) = pst::detect_prompt(&text) {
         return Err(failed(prompt_msg(p, kind, peer), &cur));
     }
-    let cause = pst::likely_cause(&text);
+    let cause = pst::likely_cause(&failure_text(&text));
     if out.timed_out {
         let c = cause
             .map(|c| format!(" (likely cause: {c})"))
@@ -907,6 +907,19 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
             .with("preflight", checks_json)
             .with("cluster", facts_of(&last, Some(era)).to_json()),
     )
+}
+
+/// The part of pvecm's output whose known messages explain a failure. With `force`, PVE 5+
+/// lists the join checks that failed (`* ...` lines) and goes on ("detected error but forced
+/// to continue"): those are warnings the user overrode, not why a join failed.
+fn failure_text(text: &str) -> String {
+    if !text.contains("detected error but forced to continue") {
+        return text.to_string();
+    }
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with("* "))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 fn argv_sub(kind: Kind) -> &'static str {
