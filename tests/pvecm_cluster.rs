@@ -861,6 +861,12 @@ fn invalid_parameters_fail_before_anything_runs() {
         ),
         (json!({"name": "lab", "timeout": 0}), "timeout"),
         (json!({"name": "lab", "nodeid": 0}), "nodeid"),
+        (json!({"name": "lab", "peer": ""}), "peer is empty"),
+        (json!({"name": "lab", "peer": "  "}), "peer is empty"),
+        (
+            json!({"name": "lab", "peer": "--force"}),
+            "peer '--force' is not an IP address or a host name",
+        ),
         (
             json!({"name": "lab", "era": "corosync4"}),
             "value of era must be one of",

@@ -117,6 +117,26 @@ fn args(ctx: &Ctx) -> Result<Args, Failure> {
         )));
     }
     p.seconds("timeout", 1, MAX_TIMEOUT)?;
+    // An empty peer (an undefined variable with `default('')`) must not turn a join into
+    // the creation of a second cluster, and a peer is an argument pvecm must not read as
+    // an option.
+    if p.is_set("peer") {
+        let peer = p.str("peer").unwrap_or("").trim();
+        let addr = peer
+            .strip_prefix('[')
+            .and_then(|x| x.strip_suffix(']'))
+            .unwrap_or(peer);
+        if peer.is_empty() {
+            return Err(Failure::new(
+                "peer is empty: give the address of an existing cluster member to join it, or leave peer out to create the cluster",
+            ));
+        }
+        if pve2node::hosts::parse_ip(addr).is_none() && !pve2node::hosts::is_valid_hostname(peer) {
+            return Err(Failure::new(format!(
+                "peer '{peer}' is not an IP address or a host name: give the address of an existing cluster member"
+            )));
+        }
+    }
     if let Some(n) = a.nodeid {
         if n < 1 {
             return Err(Failure::new(format!("nodeid must be 1 or more, got {n}")));
