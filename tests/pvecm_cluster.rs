@@ -863,6 +863,7 @@ fn invalid_parameters_fail_before_anything_runs() {
         (json!({"name": "lab", "nodeid": 0}), "nodeid"),
         (json!({"name": "lab", "peer": ""}), "peer is empty"),
         (json!({"name": "lab", "peer": "  "}), "peer is empty"),
+        (json!({"name": "lab", "link0": ""}), "link0 is empty"),
         (
             json!({"name": "lab", "peer": "--force"}),
             "peer '--force' is not an IP address or a host name",

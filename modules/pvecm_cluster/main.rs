@@ -137,6 +137,11 @@ fn args(ctx: &Ctx) -> Result<Args, Failure> {
             )));
         }
     }
+    if p.is_set("link0") && a.link0.is_none() {
+        return Err(Failure::new(
+            "link0 is empty: give this node's address on the cluster network, or leave link0 out to let pvecm use the address the hostname resolves to",
+        ));
+    }
     if let Some(n) = a.nodeid {
         if n < 1 {
             return Err(Failure::new(format!("nodeid must be 1 or more, got {n}")));
