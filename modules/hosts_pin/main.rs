@@ -58,6 +58,8 @@ pub enum HostsError {
     },
     #[error("{param} '{name}' is a loopback name that belongs to the localhost lines; refusing to pin or remove it, give the node's own name")]
     LocalhostName { param: &'static str, name: String },
+    #[error("path is empty; give the hosts file to edit (default /etc/hosts)")]
+    EmptyPath,
     #[error("{0} is not a regular file; point the path parameter at the hosts file")]
     NotRegular(String),
     #[error("{0} does not exist; hosts_pin edits an existing hosts file and does not create one, check the path parameter")]
@@ -482,6 +484,9 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
     // Bad parameters are refused before the file is even read.
     check(&p)?;
     let path_text = ctx.params.str_or_empty("path").to_string();
+    if path_text.is_empty() {
+        return Err(HostsError::EmptyPath.into());
+    }
     let path = Path::new(&path_text);
     // A FIFO or a device would block the read or be replaced by a plain file: refuse.
     if let Ok(m) = std::fs::metadata(path) {
