@@ -838,6 +838,16 @@ fn each_preflight_failure_runs_nothing() {
             .any(|c| c["ok"] == json!(false)));
         assert!(sb.changing_calls().is_empty(), "{args}");
     }
+    // A hosts file that is not UTF-8 (a Latin-1 comment) is read as the resolver reads it.
+    let sb = Sb::new("pve8", "alpha", "");
+    sb.dir.write(
+        "hosts",
+        b"# h\xf4tes du cluster\n10.99.0.1 alpha\n".as_slice(),
+    );
+    let v = sb.run(json!({"name": "lab", "_ansible_check_mode": true}));
+    assert!(!failed(&v), "{v}");
+    assert!(v["warnings"].is_null(), "{v}");
+    assert_eq!(v["preflight"][0]["ok"], json!(true), "{v}");
     // unreadable hosts file
     let sb = Sb::new("pve8", "alpha", "");
     std::fs::remove_file(sb.dir.join("hosts")).unwrap();

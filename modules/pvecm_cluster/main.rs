@@ -249,7 +249,10 @@ struct Local {
 
 fn read_local() -> Local {
     let path = hosts_path();
-    let hosts = std::fs::read_to_string(&path).map_err(|e| pve2node::io_reason(&e));
+    // Bytes, as the resolver reads them: a Latin-1 comment must not fail the pre-flight.
+    let hosts = std::fs::read(&path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map_err(|e| pve2node::io_reason(&e));
     Local {
         hostname: read_hostname(),
         hosts_file: path,
