@@ -321,6 +321,7 @@ fn refused_parameters_leave_the_file_byte_identical() {
         (json!({"hostname": "localhost"}), "hostname 'localhost' is a loopback name"),
         (json!({"hostname": "localhost", "state": "absent"}), "is a loopback name"),
         (json!({"aliases": ["ok", "bad alias"]}), "aliases item 'bad alias' is not a valid host name"),
+        (json!({"path": ""}), "path is empty; give the hosts file to edit (default /etc/hosts)"),
         (json!({"ip": null}), "state is present but all of the following are missing: ip"),
         (json!({"state": "gone"}), "value of state must be one of: present, absent, got: gone"),
         (json!({"exclusive": "maybe"}), "argument 'exclusive' is of type str and we were unable to convert to bool"),

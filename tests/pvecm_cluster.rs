@@ -128,7 +128,8 @@ impl Sb {
         c.arg(&f)
             .env("PVE2NODE_HOSTNAME", &self.hostname)
             .env("PVE2NODE_HOSTS_FILE", self.dir.join("hosts"))
-            .env("PVE2NODE_COROSYNC_CONF", self.dir.join("no-corosync.conf"));
+            .env("PVE2NODE_COROSYNC_CONF", self.dir.join("no-corosync.conf"))
+            .env("PVE2NODE_CLUSTER_CONF", self.dir.join("cluster.conf"));
         for (k, v) in env {
             c.env(k, v);
         }
@@ -297,6 +298,32 @@ fn info_stack_down_and_unreadable() {
 }
 
 #[test]
+fn pve3_cman_stopped_with_a_cluster_conf_is_stack_down_not_no_cluster() {
+    // cman_tool prints the same error for "no cluster" and "cman stopped"; a cluster.conf
+    // says which. Without this the node counted as in no cluster and pvecm create ran.
+    let sb = Sb::new("pve3", "alpha", HOSTS_ALPHA);
+    sb.dir.write("cluster.conf", fx!("pve3/cluster.conf"));
+    let v = sb.run(json!({"state": "info"}));
+    assert!(!failed(&v), "{v}");
+    assert_eq!(v["cluster"]["member"], json!(true));
+    assert_eq!(v["cluster"]["name"], json!("lab"));
+    assert!(v["warnings"][0].as_str().unwrap().contains("not running"));
+    let v = sb.run(json!({"name": "lab"}));
+    assert!(failed(&v), "{v}");
+    assert!(
+        msg(&v).contains("cluster 'lab'") && msg(&v).contains("/etc/init.d/cman start"),
+        "{v}"
+    );
+    let v = sb.run(json!({"name": "lab", "peer": "10.99.0.2", "use_ssh": true}));
+    assert!(failed(&v), "{v}");
+    assert!(sb.changing_calls().is_empty(), "{:?}", sb.changing_calls());
+    // No cluster.conf: really in no cluster.
+    std::fs::remove_file(sb.dir.join("cluster.conf")).unwrap();
+    let v = sb.run(json!({"state": "info"}));
+    assert_eq!(v["cluster"]["member"], json!(false), "{v}");
+}
+
+#[test]
 fn missing_pvecm_is_a_clear_failure() {
     let dir = TempDir::new("nopvecm");
     let f = dir.write(
@@ -446,6 +473,46 @@ fn own_cluster_refuses_join_unless_force() {
         sb.changing_calls(),
         vec!["add 10.99.0.7 --use_ssh 1 --force 1"]
     );
+}
+
+#[test]
+fn forced_join_check_warnings_are_not_taken_for_the_failure() {
+    // With force, pvecm add lists the failed join checks, says it goes on, and joins; right
+    // after, `pvecm status` may still see the cluster stack restarting. The listed checks are
+    // known messages, but they must not end the wait as if the join had failed.
+    let sb = Sb::new("pve8", "beta", HOSTS_ALPHA);
+    let d = sb.dir.path().to_string_lossy().into_owned();
+    let script = r#"#!/bin/sh
+D='@DIR@'
+printf '%s\n' "$*" >> "$D/argv.log"
+case "$1" in
+  status)
+    if [ ! -f "$D/joined" ]; then cat "$D/nocluster.txt" >&2; exit 255; fi
+    n=$(cat "$D/polls" 2>/dev/null || echo 0); echo $((n + 1)) > "$D/polls"
+    if [ "$n" -eq 0 ]; then echo 'Cannot initialize CMAP service' >&2; exit 1; fi
+    cat "$D/after.status"; exit 0 ;;
+  nodes)
+    [ -f "$D/joined" ] && cat "$D/after.nodes"; exit 0 ;;
+  add)
+    printf 'detected the following error(s):\n* this host already contains virtual guests\n\nWARNING : detected error but forced to continue!\n\n'
+    echo 'waiting for quorum...OK'
+    echo "successfully added node 'beta' to cluster."
+    touch "$D/joined"; exit 0 ;;
+esac
+exit 255
+"#;
+    write_exec(&sb.dir.join("pvecm"), &script.replace("@DIR@", &d));
+    let sb = sb.after(
+        fx!("pve8/pvecm-status-2node.txt"),
+        fx!("pve8/pvecm-nodes.txt"),
+    );
+    let v = sb.run(
+        json!({"name": "lab", "peer": "10.99.0.1", "use_ssh": true, "force": true, "timeout": 30}),
+    );
+    assert!(!failed(&v), "{v}");
+    assert_eq!(v["changed"], json!(true));
+    assert_eq!(v["cluster"]["quorate"], json!(true));
+    // Without force the same list is the failure (see join_refused_with_real_error_texts).
 }
 
 /// Splits an error fixture as a PVE 5-8 task prints it: body on stdout, last line on stderr.
@@ -604,6 +671,25 @@ fn prompts_fail_fast_with_what_to_set() {
 }
 
 #[test]
+fn api_join_without_a_terminal_fails_fast_asking_for_use_ssh() {
+    // What a real `pvecm add` (PVE 5+, no use_ssh) prints when stdin is not a terminal:
+    // PVE::PTY::read_password reads the closed stdin instead of prompting.
+    let sb = Sb::new("pve8", "beta", HOSTS_ALPHA).change("", "EOF while reading password\n", 255);
+    let t0 = Instant::now();
+    let v = sb.run(json!({"name": "lab", "peer": "10.99.0.1", "timeout": 60}));
+    assert!(failed(&v), "{v}");
+    assert!(
+        msg(&v).contains("root password") && msg(&v).contains("use_ssh: true"),
+        "{v}"
+    );
+    assert_eq!(v["stderr"], json!("EOF while reading password\n"));
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "no grace wait for a known prompt"
+    );
+}
+
+#[test]
 fn never_quorate_times_out_within_timeout() {
     let sb = Sb::new("pve8", "beta", HOSTS_ALPHA).after(
         fx!("pve8/pvecm-status-not-quorate.txt"),
@@ -752,6 +838,16 @@ fn each_preflight_failure_runs_nothing() {
             .any(|c| c["ok"] == json!(false)));
         assert!(sb.changing_calls().is_empty(), "{args}");
     }
+    // A hosts file that is not UTF-8 (a Latin-1 comment) is read as the resolver reads it.
+    let sb = Sb::new("pve8", "alpha", "");
+    sb.dir.write(
+        "hosts",
+        b"# h\xf4tes du cluster\n10.99.0.1 alpha\n".as_slice(),
+    );
+    let v = sb.run(json!({"name": "lab", "_ansible_check_mode": true}));
+    assert!(!failed(&v), "{v}");
+    assert!(v["warnings"].is_null(), "{v}");
+    assert_eq!(v["preflight"][0]["ok"], json!(true), "{v}");
     // unreadable hosts file
     let sb = Sb::new("pve8", "alpha", "");
     std::fs::remove_file(sb.dir.join("hosts")).unwrap();
@@ -775,6 +871,13 @@ fn invalid_parameters_fail_before_anything_runs() {
         ),
         (json!({"name": "lab", "timeout": 0}), "timeout"),
         (json!({"name": "lab", "nodeid": 0}), "nodeid"),
+        (json!({"name": "lab", "peer": ""}), "peer is empty"),
+        (json!({"name": "lab", "peer": "  "}), "peer is empty"),
+        (json!({"name": "lab", "link0": ""}), "link0 is empty"),
+        (
+            json!({"name": "lab", "peer": "--force"}),
+            "peer '--force' is not an IP address or a host name",
+        ),
         (
             json!({"name": "lab", "era": "corosync4"}),
             "value of era must be one of",

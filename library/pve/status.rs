@@ -608,6 +608,12 @@ const CAUSES: &[(&[&str], &str)] = &[
         "pvecm asked for the peer's root password, which a module cannot type: set use_ssh: true (with root SSH keys from this node to the peer) instead",
     ),
     (
+        // What `pvecm add` without use_ssh really prints with no terminal: PVE::PTY's
+        // read_password reads a line from the (closed) stdin instead of prompting.
+        &["EOF while reading password"],
+        "pvecm asked for the peer's root password, which a module cannot type: set use_ssh: true (with root SSH keys from this node to the peer) instead",
+    ),
+    (
         &["Are you sure you want to continue connecting"],
         "pvecm asked to confirm the peer's certificate fingerprint: set fingerprint to the peer's SHA256 fingerprint (pvenode cert info on the peer), or use_ssh: true",
     ),
@@ -705,6 +711,10 @@ const CAUSES: &[(&[&str], &str)] = &[
         "the corosync config_version differs between the nodes",
     ),
     (
+        &["Host key verification failed"],
+        "ssh does not know the peer's host key: add it to root's known_hosts on this node (ssh root@PEER once, or ssh-keyscan PEER >> /root/.ssh/known_hosts)",
+    ),
+    (
         &["unable to copy ssh ID"],
         "copying the SSH key to the peer failed: set up root SSH keys from this node to the peer",
     ),
@@ -771,7 +781,9 @@ pub enum Prompt {
 }
 
 pub fn detect_prompt(text: &str) -> Option<Prompt> {
-    if text.contains("Please enter superuser (root) password for") {
+    if text.contains("Please enter superuser (root) password for")
+        || text.contains("EOF while reading password")
+    {
         Some(Prompt::Password)
     } else if text.contains("Are you sure you want to continue connecting")
         || text.contains("The authenticity of host")

@@ -58,6 +58,8 @@ pub enum HostsError {
     },
     #[error("{param} '{name}' is a loopback name that belongs to the localhost lines; refusing to pin or remove it, give the node's own name")]
     LocalhostName { param: &'static str, name: String },
+    #[error("path is empty; give the hosts file to edit (default /etc/hosts)")]
+    EmptyPath,
     #[error("{0} is not a regular file; point the path parameter at the hosts file")]
     NotRegular(String),
     #[error("{0} does not exist; hosts_pin edits an existing hosts file and does not create one, check the path parameter")]
@@ -244,13 +246,17 @@ fn first_separator(refs: &[&Line], start: usize) -> String {
         .filter(|l| l.names.first().is_some_and(|f| !f.sep.contains('\t')))
         .collect();
     // A column counts as an alignment when two lines share it or a line was padded to it.
-    let cols: Vec<usize> = spaced.iter().filter_map(|l| l.name_column()).collect();
+    // Counted once (a map, not a scan per line): blocklist hosts files have 100k+ lines.
+    let mut col_count = std::collections::HashMap::<usize, usize>::new();
+    for c in spaced.iter().filter_map(|l| l.name_column()) {
+        *col_count.entry(c).or_default() += 1;
+    }
     let aligned = mode(
         spaced
             .iter()
             .filter_map(|l| l.name_column().map(|c| (c, l)))
             .filter(|(c, l)| {
-                cols.iter().filter(|x| *x == c).count() >= 2
+                col_count.get(c).copied().unwrap_or(0) >= 2
                     || l.names.first().is_some_and(|f| f.sep.len() >= 2)
             })
             .map(|(c, _)| c),
@@ -478,6 +484,9 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
     // Bad parameters are refused before the file is even read.
     check(&p)?;
     let path_text = ctx.params.str_or_empty("path").to_string();
+    if path_text.is_empty() {
+        return Err(HostsError::EmptyPath.into());
+    }
     let path = Path::new(&path_text);
     // A FIFO or a device would block the read or be replaced by a plain file: refuse.
     if let Ok(m) = std::fs::metadata(path) {

@@ -552,3 +552,24 @@ fn arbitrary_text_never_panics_and_stays_idempotent() {
         }
     }
 }
+
+#[test]
+fn blocklist_sized_file_is_planned_in_linear_time() {
+    // Ad-blocking hosts files (StevenBlack & co.) have 100k+ `0.0.0.0 name` lines. Finding the
+    // aligned column used to count every line's column against every other line (quadratic):
+    // about 3 minutes for this file in a debug build; now well under a second.
+    let mut text =
+        String::from("127.0.0.1 localhost\n127.0.1.1 tartanpion.elao.local tartanpion\n");
+    for i in 0..100_000 {
+        text.push_str(&format!("0.0.0.0 ads{i}.example.com\n"));
+    }
+    let pl = plan(&text, &pin("tartanpion", "172.16.0.1")).unwrap();
+    assert!(pl
+        .after
+        .ends_with("0.0.0.0 ads99999.example.com\n172.16.0.1 tartanpion\n"));
+    assert_eq!(
+        pl.removed_from,
+        vec!["127.0.1.1 tartanpion.elao.local tartanpion"]
+    );
+    assert_eq!(pl.resolves_to, ip("172.16.0.1"));
+}

@@ -49,6 +49,7 @@ const SPEC: Spec = Spec {
 const ENV_HOSTNAME: &str = "PVE2NODE_HOSTNAME";
 const ENV_HOSTS_FILE: &str = "PVE2NODE_HOSTS_FILE";
 const ENV_COROSYNC_CONF: &str = "PVE2NODE_COROSYNC_CONF";
+const ENV_CLUSTER_CONF: &str = "PVE2NODE_CLUSTER_CONF";
 
 /// Timeout of one read-only command (`status`, `nodes`, `pveversion`).
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -116,6 +117,31 @@ fn args(ctx: &Ctx) -> Result<Args, Failure> {
         )));
     }
     p.seconds("timeout", 1, MAX_TIMEOUT)?;
+    // An empty peer (an undefined variable with `default('')`) must not turn a join into
+    // the creation of a second cluster, and a peer is an argument pvecm must not read as
+    // an option.
+    if p.is_set("peer") {
+        let peer = p.str("peer").unwrap_or("").trim();
+        let addr = peer
+            .strip_prefix('[')
+            .and_then(|x| x.strip_suffix(']'))
+            .unwrap_or(peer);
+        if peer.is_empty() {
+            return Err(Failure::new(
+                "peer is empty: give the address of an existing cluster member to join it, or leave peer out to create the cluster",
+            ));
+        }
+        if pve2node::hosts::parse_ip(addr).is_none() && !pve2node::hosts::is_valid_hostname(peer) {
+            return Err(Failure::new(format!(
+                "peer '{peer}' is not an IP address or a host name: give the address of an existing cluster member"
+            )));
+        }
+    }
+    if p.is_set("link0") && a.link0.is_none() {
+        return Err(Failure::new(
+            "link0 is empty: give this node's address on the cluster network, or leave link0 out to let pvecm use the address the hostname resolves to",
+        ));
+    }
     if let Some(n) = a.nodeid {
         if n < 1 {
             return Err(Failure::new(format!("nodeid must be 1 or more, got {n}")));
@@ -223,7 +249,10 @@ struct Local {
 
 fn read_local() -> Local {
     let path = hosts_path();
-    let hosts = std::fs::read_to_string(&path).map_err(|e| pve2node::io_reason(&e));
+    // Bytes, as the resolver reads them: a Latin-1 comment must not fail the pre-flight.
+    let hosts = std::fs::read(&path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map_err(|e| pve2node::io_reason(&e));
     Local {
         hostname: read_hostname(),
         hosts_file: path,
@@ -463,6 +492,8 @@ enum Current {
     /// A cluster configuration exists but the cluster stack is down.
     StackDown {
         name: Option<String>,
+        /// PVE 3 (cman, SysV services) rather than corosync 2/3 (systemd).
+        cman: bool,
     },
     /// Nothing recognisable: the status command's output.
     Unknown(Output),
@@ -518,6 +549,25 @@ fn conf_facts() -> (Option<String>, Option<u64>) {
     (None, None)
 }
 
+/// PVE 3: `Some(cluster name)` when a cluster.conf exists, which tells that this node is in
+/// a cluster even though cman is stopped (pmxcfs copies it to /etc/cluster/cluster.conf).
+fn cman_conf() -> Option<Option<String>> {
+    let paths = match std::env::var(ENV_CLUSTER_CONF) {
+        Ok(p) => vec![p],
+        Err(_) => vec![
+            "/etc/pve/cluster.conf".to_string(),
+            "/etc/cluster/cluster.conf".to_string(),
+        ],
+    };
+    let text = paths.iter().find_map(|p| std::fs::read_to_string(p).ok())?;
+    Some(
+        pve2node::pve::cluster_conf::parse(&text)
+            .ok()
+            .and_then(|c| c.cluster.attr("name").map(|a| a.value.clone()))
+            .filter(|n| !n.is_empty()),
+    )
+}
+
 fn read_state(a: &Args, limit: Duration) -> Result<(Current, Option<Era>), Failure> {
     let t = limit.clamp(Duration::from_secs(1), READ_TIMEOUT);
     let argv = vec![a.pvecm.clone(), "status".to_string()];
@@ -543,10 +593,15 @@ fn read_state(a: &Args, limit: Duration) -> Result<(Current, Option<Era>), Failu
         return Ok((Current::NotMember, era));
     }
     let cur = match pst::recognise_no_cluster(&text) {
-        Some(NoCluster::NoConfig) | Some(NoCluster::CmanNotRunning) => Current::NotMember,
+        Some(NoCluster::NoConfig) => Current::NotMember,
+        // cman_tool says the same for "no cluster" and "cman stopped": cluster.conf tells.
+        Some(NoCluster::CmanNotRunning) => match cman_conf() {
+            Some(name) => Current::StackDown { name, cman: true },
+            None => Current::NotMember,
+        },
         Some(NoCluster::CorosyncNotRunning) => {
             let name = st.name.clone().or_else(|| conf_facts().0);
-            Current::StackDown { name }
+            Current::StackDown { name, cman: false }
         }
         None => Current::Unknown(out),
     };
@@ -588,9 +643,15 @@ fn decide(a: &Args, cur: &Current) -> Plan {
     let want = a.name.as_deref().unwrap_or("");
     match cur {
         Current::NotMember => Plan::Run(if a.peer.is_some() { Kind::Join } else { Kind::Create }),
-        Current::StackDown { name, .. } => Plan::Fail(format!(
-            "this node has the configuration of cluster '{}' but its cluster stack is not running (corosync/cman): start it (systemctl start corosync pve-cluster) and run again",
-            name.as_deref().unwrap_or("?")
+        Current::StackDown { name, cman } => Plan::Fail(format!(
+            "this node has the configuration of cluster '{}' but its cluster stack is not running ({}): start it ({}) and run again",
+            name.as_deref().unwrap_or("?"),
+            if *cman { "cman" } else { "corosync" },
+            if *cman {
+                "/etc/init.d/cman start; /etc/init.d/pve-cluster restart"
+            } else {
+                "systemctl start corosync pve-cluster"
+            },
         )),
         Current::Unknown(o) => Plan::Fail(unknown_msg(o)),
         Current::Member(f) => {
@@ -809,7 +870,7 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
     if let Some(p) = pst::detect_prompt(&text) {
         return Err(failed(prompt_msg(p, kind, peer), &cur));
     }
-    let cause = pst::likely_cause(&text);
+    let cause = pst::likely_cause(&failure_text(&text));
     if out.timed_out {
         let c = cause
             .map(|c| format!(" (likely cause: {c})"))
@@ -874,6 +935,19 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
             .with("preflight", checks_json)
             .with("cluster", facts_of(&last, Some(era)).to_json()),
     )
+}
+
+/// The part of pvecm's output whose known messages explain a failure. With `force`, PVE 5+
+/// lists the join checks that failed (`* ...` lines) and goes on ("detected error but forced
+/// to continue"): those are warnings the user overrode, not why a join failed.
+fn failure_text(text: &str) -> String {
+    if !text.contains("detected error but forced to continue") {
+        return text.to_string();
+    }
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with("* "))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 fn argv_sub(kind: Kind) -> &'static str {
@@ -1131,7 +1205,8 @@ mod tests {
             decide(
                 &a,
                 &Current::StackDown {
-                    name: Some("lab".into())
+                    name: Some("lab".into()),
+                    cman: false
                 }
             ),
             Plan::Fail(_)

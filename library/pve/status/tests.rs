@@ -592,6 +592,20 @@ fn known_error_messages_have_causes() {
 }
 
 #[test]
+fn non_interactive_password_read_and_unknown_ssh_host_key() {
+    // Without a terminal PVE::PTY::read_password reads stdin and dies with this (as users
+    // report for `pvecm add` run from scripts); it is the password prompt all the same.
+    let t = "EOF while reading password\n";
+    assert_eq!(detect_prompt(t), Some(Prompt::Password));
+    assert!(likely_cause(t).is_some_and(|c| c.contains("use_ssh: true")));
+    // use_ssh with the peer's host key not yet in known_hosts.
+    let t = "Host key verification failed.\nunable to copy ssh ID: command 'ssh-copy-id -i /root/.ssh/id_rsa root@10.99.0.1' failed: exit code 1\n";
+    let c = likely_causes(t);
+    assert!(c[0].contains("known_hosts"), "{c:?}");
+    assert_eq!(c.len(), 2);
+}
+
+#[test]
 fn cluster_names() {
     assert!(check_cluster_name("lab").is_ok());
     assert!(check_cluster_name("a-1").is_ok());
