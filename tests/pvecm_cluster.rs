@@ -129,7 +129,8 @@ impl Sb {
             .env("PVE2NODE_HOSTNAME", &self.hostname)
             .env("PVE2NODE_HOSTS_FILE", self.dir.join("hosts"))
             .env("PVE2NODE_COROSYNC_CONF", self.dir.join("no-corosync.conf"))
-            .env("PVE2NODE_CLUSTER_CONF", self.dir.join("cluster.conf"));
+            .env("PVE2NODE_CLUSTER_CONF", self.dir.join("cluster.conf"))
+            .env("PVE2NODE_COROSYNC_DIR", self.dir.join("etc-corosync"));
         for (k, v) in env {
             c.env(k, v);
         }
@@ -321,6 +322,39 @@ fn pve3_cman_stopped_with_a_cluster_conf_is_stack_down_not_no_cluster() {
     std::fs::remove_file(sb.dir.join("cluster.conf")).unwrap();
     let v = sb.run(json!({"state": "info"}));
     assert_eq!(v["cluster"]["member"], json!(false), "{v}");
+}
+
+#[test]
+fn pve8_joined_node_without_etc_pve_is_not_taken_for_no_cluster() {
+    // /etc/pve not mounted (pve-cluster down or a dead FUSE mount): pvecm says corosync.conf
+    // does not exist, but /etc/corosync holds the cluster's authkey and config.
+    let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA);
+    let etc = sb.dir.join("etc-corosync");
+    std::fs::create_dir_all(&etc).unwrap();
+    // Debian's default corosync.conf (no config_version) and no authkey: really no cluster.
+    std::fs::write(
+        etc.join("corosync.conf"),
+        "totem {\n  version: 2\n  cluster_name: debian\n}\n",
+    )
+    .unwrap();
+    let v = sb.run(json!({"state": "info"}));
+    assert_eq!(v["cluster"]["member"], json!(false), "{v}");
+    std::fs::write(etc.join("authkey"), "k").unwrap();
+    let v = sb.run(json!({"state": "info"}));
+    assert_eq!(v["cluster"]["member"], json!(false), "{v}");
+    // The cluster's own config and authkey: refuse to create or join, say what to do.
+    std::fs::write(etc.join("corosync.conf"), fx!("pve8/corosync.conf")).unwrap();
+    let v = sb.run(json!({"state": "info"}));
+    assert!(!failed(&v), "{v}");
+    assert_eq!(v["cluster"]["member"], json!(true), "{v}");
+    assert_eq!(v["cluster"]["name"], json!("lab"));
+    assert!(
+        v["warnings"][0].as_str().unwrap().contains("fuse_recover"),
+        "{v}"
+    );
+    let v = sb.run(json!({"name": "lab", "link0": "10.99.0.1"}));
+    assert!(failed(&v) && msg(&v).contains("not mounted"), "{v}");
+    assert!(sb.changing_calls().is_empty(), "{:?}", sb.changing_calls());
 }
 
 #[test]

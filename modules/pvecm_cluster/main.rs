@@ -49,6 +49,8 @@ const SPEC: Spec = Spec {
 const ENV_HOSTNAME: &str = "PVE2NODE_HOSTNAME";
 const ENV_HOSTS_FILE: &str = "PVE2NODE_HOSTS_FILE";
 const ENV_COROSYNC_CONF: &str = "PVE2NODE_COROSYNC_CONF";
+/// Test hook: the directory holding this node's own corosync.conf and authkey.
+const ENV_COROSYNC_DIR: &str = "PVE2NODE_COROSYNC_DIR";
 const ENV_CLUSTER_CONF: &str = "PVE2NODE_CLUSTER_CONF";
 
 /// Timeout of one read-only command (`status`, `nodes`, `pveversion`).
@@ -495,6 +497,12 @@ enum Current {
         /// PVE 3 (cman, SysV services) rather than corosync 2/3 (systemd).
         cman: bool,
     },
+    /// PVE 4+: no /etc/pve/corosync.conf, but this node's own corosync config (with a
+    /// config_version) and authkey exist: it was joined, and /etc/pve is most likely not
+    /// mounted (pmxcfs down or a dead FUSE mount). Creating or joining now would be wrong.
+    PveMissing {
+        name: Option<String>,
+    },
     /// Nothing recognisable: the status command's output.
     Unknown(Output),
 }
@@ -549,6 +557,20 @@ fn conf_facts() -> (Option<String>, Option<u64>) {
     (None, None)
 }
 
+/// PVE 4+: `Some(cluster name)` when this node has its own cluster corosync config (one with a
+/// `config_version`, unlike Debian's default corosync.conf) and an authkey, as `pvecm create`
+/// and `pvecm add` leave them in /etc/corosync.
+fn local_corosync_cluster() -> Option<Option<String>> {
+    let dir = std::env::var(ENV_COROSYNC_DIR).unwrap_or_else(|_| "/etc/corosync".to_string());
+    let dir = std::path::Path::new(&dir);
+    if !dir.join("authkey").exists() {
+        return None;
+    }
+    let text = std::fs::read_to_string(dir.join("corosync.conf")).ok()?;
+    let (name, version) = corosync_conf_facts(&text);
+    version.map(|_| name)
+}
+
 /// PVE 3: `Some(cluster name)` when a cluster.conf exists, which tells that this node is in
 /// a cluster even though cman is stopped (pmxcfs copies it to /etc/cluster/cluster.conf).
 fn cman_conf() -> Option<Option<String>> {
@@ -593,7 +615,10 @@ fn read_state(a: &Args, limit: Duration) -> Result<(Current, Option<Era>), Failu
         return Ok((Current::NotMember, era));
     }
     let cur = match pst::recognise_no_cluster(&text) {
-        Some(NoCluster::NoConfig) => Current::NotMember,
+        Some(NoCluster::NoConfig) => match local_corosync_cluster() {
+            Some(name) => Current::PveMissing { name },
+            None => Current::NotMember,
+        },
         // cman_tool says the same for "no cluster" and "cman stopped": cluster.conf tells.
         Some(NoCluster::CmanNotRunning) => match cman_conf() {
             Some(name) => Current::StackDown { name, cman: true },
@@ -628,6 +653,13 @@ fn read_pve_version(a: &Args) -> Option<pst::PveVersion> {
 // ---------------------------------------------------------------------------------------
 // Decision (pure)
 
+fn pve_missing_msg(name: Option<&str>) -> String {
+    format!(
+        "this node's /etc/corosync holds the authkey and config of cluster '{}' but /etc/pve/corosync.conf does not exist: /etc/pve is probably not mounted (pve-cluster down or a dead FUSE mount); run fuse_recover or start pve-cluster, then run again",
+        name.unwrap_or("?")
+    )
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Plan {
     Nothing(String),
@@ -653,6 +685,7 @@ fn decide(a: &Args, cur: &Current) -> Plan {
                 "systemctl start corosync pve-cluster"
             },
         )),
+        Current::PveMissing { name } => Plan::Fail(pve_missing_msg(name.as_deref())),
         Current::Unknown(o) => Plan::Fail(unknown_msg(o)),
         Current::Member(f) => {
             let Some(have) = f.name.as_deref() else {
@@ -717,6 +750,7 @@ fn summary(cur: &Current) -> String {
         ),
         Current::NotMember => "not in a cluster".into(),
         Current::StackDown { .. } => "cluster configured but corosync/cman not running".into(),
+        Current::PveMissing { name } => pve_missing_msg(name.as_deref()),
         Current::Unknown(o) => format!("status unreadable ({})", o.describe()),
     }
 }
@@ -728,7 +762,7 @@ fn facts_of(cur: &Current, era: Option<Era>) -> ClusterFacts {
             f.era = f.era.or(era);
             f
         }
-        Current::StackDown { name, .. } => ClusterFacts {
+        Current::StackDown { name, .. } | Current::PveMissing { name } => ClusterFacts {
             member: true,
             name: name.clone(),
             era,
@@ -781,6 +815,7 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
             Current::StackDown { .. } => {
                 ctx.warn("this node has a cluster configuration but corosync/cman is not running");
             }
+            Current::PveMissing { name } => ctx.warn(pve_missing_msg(name.as_deref())),
             _ => {}
         }
         let msg = match &cur {
