@@ -395,8 +395,8 @@ fn to_bool(v: &Value) -> Result<bool, Why> {
         Value::Bool(b) => return Ok(*b),
         Value::String(s) => s.trim().to_lowercase(),
         Value::Number(n) => match n.as_f64() {
-            Some(f) if f == 1.0 => return Ok(true),
-            Some(f) if f == 0.0 => return Ok(false),
+            Some(1.0) => return Ok(true),
+            Some(0.0) => return Ok(false),
             _ => String::new(),
         },
         _ => return Err(format!("{} cannot be converted to a bool", py_class(v))),
@@ -454,7 +454,7 @@ fn decimal_to_i64(t: &str) -> Option<i64> {
     if trimmed.is_empty() {
         return Some(0);
     }
-    if exp < 0 || exp > 19 {
+    if !(0..=19).contains(&exp) {
         return None;
     }
     let mut n: i128 = trimmed.parse().ok()?;
