@@ -138,6 +138,11 @@ check_eq "add without use_ssh: password prompt, fails fast without a tty" "Pleas
 p_before=$(cat "$LAB/nodes/pve1/run/lab/bindfs.pid")
 check "pve-cluster start on a healthy node: exit 0" n1 /usr/local/sbin/pve-cluster start
 check_eq "pve-cluster start on a healthy node: same FUSE process" "$p_before" "$(cat "$LAB/nodes/pve1/run/lab/bindfs.pid")"
+# pve2node's run kills the command's process group once it exits (pvecm create ends with a
+# pve-cluster restart): the watcher must have left that group before `start` returns.
+n1 setsid bash -c '/usr/local/sbin/pve-cluster restart >/dev/null; kill -KILL -$$' >/dev/null 2>&1 || true
+sleep 0.3
+check_has "pve-cluster watcher survives a kill of the starter's process group" "watcher running" "$(n1 /usr/local/sbin/pve-cluster status 2>&1)"
 
 echo "-- pvecm add on bismuth (use_ssh: real ssh to tartanpion)"
 t0=$EPOCHREALTIME
