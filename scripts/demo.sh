@@ -80,12 +80,12 @@ changed_tasks() {
        END { print l }' "$1"
 }
 
-# quorum NODE: "rc=N quorate=Yes nodes=N flags=..." from the node's corosync-quorumtool -s.
+# quorum NODE: "quorate (quorumtool exit 0), nodes N, flags ..." from the node's corosync-quorumtool -s.
 quorum() {
-  local out rc=0
+  local out rc=0 q
   out=$("$L" exec "$1" timeout 5 corosync-quorumtool -s 2>&1) || rc=$?
-  printf 'rc=%s quorate=%s nodes=%s flags="%s"' "$rc" \
-    "$(awk -F': *' '/^Quorate:/ { print $2 }' <<<"$out")" \
+  q=$(awk -F': *' '/^Quorate:/ { print $2 }' <<<"$out")
+  printf '%s (quorumtool exit %s), nodes %s, flags %s' "$([[ $q == Yes ]] && echo quorate || echo NOT quorate)" "$rc" \
     "$(awk -F': *' '/^Nodes:/ { print $2 }' <<<"$out")" \
     "$(sed -n 's/^Flags: *//p' <<<"$out" | sed 's/ *$//')"
 }
@@ -128,9 +128,9 @@ playbook 1-two_node playbooks/two_node.yml --diff ||
   fail "ansible-playbook playbooks/two_node.yml failed" "$LOGS/1-two_node.log"
 # the facts from the live nodes, not from Ansible
 q1=$(quorum pve1)
-[[ $q1 == rc=0\ quorate=Yes\ nodes=2\ *2Node* ]] || fail "tartanpion not quorate with 2 nodes in two-node mode: $q1"
+[[ $q1 == "quorate (quorumtool exit 0), nodes 2, flags "*2Node* ]] || fail "tartanpion not quorate with 2 nodes in two-node mode: $q1"
 hosts_pin=$("$L" exec pve1 getent hosts tartanpion | awk '{ print $1 }')/$("$L" exec pve2 getent hosts bismuth | awk '{ print $1 }')
-done_ "changed=$(changed_sum "$LOGS/1-two_node.log"); cluster elao: $q1, config_version $(conf_version pve1), short names -> $hosts_pin"
+done_ "changed=$(changed_sum "$LOGS/1-two_node.log"); elao $q1, config_version $(conf_version pve1), short names -> $hosts_pin"
 recap "$LOGS/1-two_node.log" | indent
 
 begin "two_node.yml again"
@@ -147,7 +147,7 @@ wait_cond pve1 members=1 30 || fail "tartanpion did not notice bismuth's loss wi
 t_detect=$(elapsed "$t0")
 sleep 1.5 # the pve-cluster watcher polls every second: give it the chance to (wrongly) go read-only
 q1=$(quorum pve1)
-[[ $q1 == rc=0\ quorate=Yes\ nodes=1\ *2Node* ]] || fail "survivor not quorate: $q1"
+[[ $q1 == "quorate (quorumtool exit 0), nodes 1, flags "*2Node* ]] || fail "survivor not quorate: $q1"
 wait_cond pve1 rw 1 || fail "/etc/pve read-only on the survivor"
 w=$(try_write pve1)
 [[ $w == "write ok" ]] || fail "/etc/pve on the survivor: $w"
@@ -183,7 +183,7 @@ wait_cond pve1 quorate 30 || fail "tartanpion not quorate again within 30 s: $(q
 wait_cond pve2 quorate 30 || fail "bismuth not quorate again within 30 s: $(quorum pve2)"
 playbook 4-two_node-on playbooks/two_node.yml --diff || fail "two_node.yml failed" "$LOGS/4-two_node-on.log"
 q1=$(quorum pve1)
-[[ $q1 == rc=0\ quorate=Yes\ nodes=2\ *2Node* ]] || fail "not back in two-node mode: $q1"
+[[ $q1 == "quorate (quorumtool exit 0), nodes 2, flags "*2Node* ]] || fail "not back in two-node mode: $q1"
 done_ "bismuth restarted, two_node.yml: changed=$(changed_sum "$LOGS/4-two_node-on.log") ($(changed_tasks "$LOGS/4-two_node-on.log")), config_version $(conf_version pve1), tartanpion: $q1"
 
 begin "/etc/pve FUSE killed"
