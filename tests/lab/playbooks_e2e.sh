@@ -196,6 +196,13 @@ echo "-- two-node mode back on through two_node.yml"
 "$L" start-corosync pve2 >/dev/null
 check "bismuth back, tartanpion quorate (<= 30 s)" lab_wait pve1 quorate 30
 check "bismuth quorate (<= 30 s)" lab_wait pve2 quorate 30
+sum_before=$(n1 sha256sum /etc/pve/corosync.conf)
+play check2 playbooks/two_node.yml --check --diff
+check_eq "check mode, cluster without two_node: exit 0 (the assert knows it is only planned)" 0 "$play_rc"
+check_eq "check mode, cluster without two_node: only the two_node task would change" "two_node in the cluster configuration@tartanpion" "$(changed_tasks)"
+check_has "check mode, cluster without two_node: its diff shown" "+  two_node: 1" "$play_out"
+check_has "check mode, cluster without two_node: the assert says so" "(two_node planned, check mode)" "$play_out"
+check_eq "check mode, cluster without two_node: corosync.conf unchanged" "$sum_before" "$(n1 sha256sum /etc/pve/corosync.conf)"
 play run3 playbooks/two_node.yml
 check_eq "on: exit 0" 0 "$play_rc"
 check_eq "on: only the two_node task changed" "two_node in the cluster configuration@tartanpion" "$(changed_tasks)"
