@@ -25,7 +25,9 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if ! "$VENV/bin/ansible-playbook" --version 2>/dev/null | grep -q "core $ANSIBLE_CORE_VERSION"; then
+# (the output is captured first: `| grep -q` under pipefail failed at random on SIGPIPE)
+have=$("$VENV/bin/ansible-playbook" --version 2>/dev/null || true)
+if [[ $have != *"core $ANSIBLE_CORE_VERSION]"* ]]; then
   echo "setup: creating venv $VENV with ansible-core $ANSIBLE_CORE_VERSION"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check "ansible-core==$ANSIBLE_CORE_VERSION"

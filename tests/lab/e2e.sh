@@ -2,7 +2,8 @@
 # The lab's end-to-end suite: brings the two-node lab up, proves Ansible reaches each node,
 # builds a cluster with the pvecm stand-in on real corosync, checks quorum, the shared and
 # quorum-guarded /etc/pve, config propagation (two_node), peer loss with and without two-node
-# mode, a dead FUSE mount, and that `down` leaves nothing. Always tears down (trap).
+# mode, a dead FUSE mount, and that `down` leaves nothing; then playbooks_e2e.sh (the playbooks
+# on a fresh lab). Always tears down (trap).
 # Every wait is bounded. Exit status: number of failed checks (capped), 0 when all pass.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -138,6 +139,11 @@ check_eq "add without use_ssh: password prompt, fails fast without a tty" "Pleas
 p_before=$(cat "$LAB/nodes/pve1/run/lab/bindfs.pid")
 check "pve-cluster start on a healthy node: exit 0" n1 /usr/local/sbin/pve-cluster start
 check_eq "pve-cluster start on a healthy node: same FUSE process" "$p_before" "$(cat "$LAB/nodes/pve1/run/lab/bindfs.pid")"
+# pve2node's run kills the command's process group once it exits (pvecm create ends with a
+# pve-cluster restart): the watcher must have left that group before `start` returns.
+n1 setsid bash -c '/usr/local/sbin/pve-cluster restart >/dev/null; kill -KILL -$$' >/dev/null 2>&1 || true
+sleep 0.3
+check_has "pve-cluster watcher survives a kill of the starter's process group" "watcher running" "$(n1 /usr/local/sbin/pve-cluster status 2>&1)"
 
 echo "-- pvecm add on bismuth (use_ssh: real ssh to tartanpion)"
 t0=$EPOCHREALTIME
@@ -278,4 +284,8 @@ check "lab dir removed" test ! -e "$LAB"
 
 echo "== lab e2e: $passed passed, $failed failed in $(elapsed "$t_start") s"
 echo "   measured: up ${t_up} s, ansible ad-hoc (2 nodes) ${t_ansible} s, join ${t_join} s, peer loss detected ${t_detect} s (read-only ${t_ro} s), with two_node ${t_detect2} s, down ${t_down} s"
-((failed == 0))
+
+# the playbooks on a fresh lab (their own up/down)
+pb_rc=0
+"$here/playbooks_e2e.sh" || pb_rc=$?
+((failed == 0 && pb_rc == 0))

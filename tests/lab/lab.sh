@@ -317,6 +317,8 @@ write_inventory() {
     echo "cluster_name=elao"
     echo "domain=$DOMAIN"
     echo "lab_dir=$LAB"
+    echo "# the pve-cluster stand-in (for playbooks/recover.yml: fuse_recover's start_command)"
+    echo 'pve_cluster_start=["/usr/local/sbin/pve-cluster", "start"]'
   } >"$LAB/inventory.ini"
   cat >"$LAB/env.sh" <<ENV
 # source this to run Ansible against the lab: . $LAB/env.sh

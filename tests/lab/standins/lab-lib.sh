@@ -30,6 +30,16 @@ alive() {
   fi
 }
 
+# own_session PID: PID leads its own session (a `setsid CMD &` child has called setsid(2), so
+# a kill of the starter's process group no longer reaches it).
+own_session() {
+  local st=""
+  { read -r st <"/proc/$1/stat"; } 2>/dev/null || return 1
+  st=${st##*) }
+  read -r _ _ _ st _ <<<"$st"
+  [[ $st == "$1" ]]
+}
+
 # pid_from FILE: the PID stored in FILE (empty if none).
 pid_from() { [[ -r $1 ]] && head -c 32 "$1" | tr -dc 0-9; return 0; }
 
