@@ -161,6 +161,23 @@ fn parse_version(value: &str, line: usize) -> Result<u64, ConfError> {
     })
 }
 
+/// Applies `edits` and, when there are any, bumps the config version (at `version_span`,
+/// read as `before`) by one in the same splice: `(changed, version after, new text)`.
+fn splice_bumped(
+    text: &str,
+    mut edits: Vec<Edit>,
+    before: u64,
+    version_span: Range<usize>,
+    line: usize,
+) -> Result<(bool, u64, String), ConfError> {
+    if edits.is_empty() {
+        return Ok((false, before, text.to_string()));
+    }
+    let after = bump(before, line)?;
+    edits.push((version_span, after.to_string()));
+    Ok((true, after, splice(text, edits)))
+}
+
 fn bump(v: u64, line: usize) -> Result<u64, ConfError> {
     v.checked_add(1).ok_or(ConfError::BadVersion {
         line,
@@ -258,16 +275,8 @@ fn plan_corosync(text: &str, want: &Want) -> Result<Plan, ConfError> {
     if want.present && wfa.is_none() && want.wait_for_all.is_none() {
         warnings.push(WFA_WARNING.to_string());
     }
-    let changed = !edits.is_empty();
-    let after = if changed {
-        bump(before, vline)?
-    } else {
-        before
-    };
-    if changed {
-        edits.push((version.value_span.clone(), after.to_string()));
-    }
-    let new = splice(text, edits);
+    let (changed, after, new) =
+        splice_bumped(text, edits, before, version.value_span.clone(), vline)?;
     if changed {
         check_corosync(&new, want, after)?;
         // pmxcfs takes the first `config_version: N` anywhere in the file (even in a comment).
@@ -447,16 +456,13 @@ fn plan_cman(text: &str, want: &Want) -> Result<Plan, ConfError> {
             }
         }
     }
-    let changed = !edits.is_empty();
-    let after = if changed {
-        bump(before, c.cluster.line)?
-    } else {
-        before
-    };
-    if changed {
-        edits.push((vattr.value_span.clone(), after.to_string()));
-    }
-    let new = splice(text, edits);
+    let (changed, after, new) = splice_bumped(
+        text,
+        edits,
+        before,
+        vattr.value_span.clone(),
+        c.cluster.line,
+    )?;
     if changed {
         let bad = |s: &str| ConfError::Internal(s.to_string());
         let n = cluster_conf::parse(&new)
