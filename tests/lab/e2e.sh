@@ -282,6 +282,23 @@ check_eq "no live process mentions the lab dir" "" "$strays"
 check_eq "no mount mentions the lab dir" "" "$(grep -F "$LAB" /proc/self/mountinfo || true)"
 check "lab dir removed" test ! -e "$LAB"
 
+echo "-- a crashed lab: down still leaves nothing, and is idempotent"
+"$L" up >/dev/null
+mapfile -t pids < <(cat "$LAB"/nodes/*/anchor.pid "$LAB"/nodes/*/run/lab/*.pid "$LAB"/nodes/*/run/sshd.pid 2>/dev/null)
+# A failed run: pve2's anchor (its mount and UTS namespace) and pve1's sshd die uncleanly.
+kill -KILL "$(cat "$LAB/nodes/pve2/anchor.pid")" "$(cat "$LAB/nodes/pve1/run/sshd.pid")" 2>/dev/null || true
+rc=0; "$L" status >/dev/null 2>&1 || rc=$?
+check_eq "status of a broken lab: exit 1" 1 "$rc"
+"$L" down >/dev/null
+check "no lab namespaces after a crash" bash -c '! ip netns list | grep -qE "^pve[12]( |$)"'
+live=""
+for p in "${pids[@]}"; do alive "$p" && live+="$p($(cat /proc/"$p"/comm 2>/dev/null)) "; done
+check_eq "no live lab process after a crash (of ${#pids[@]} recorded)" "" "$live"
+check_eq "no mount mentions the lab dir after a crash" "" "$(grep -F "$LAB" /proc/self/mountinfo || true)"
+check "down again: idempotent" "$L" down
+rc=0; "$L" status >/dev/null 2>&1 || rc=$?
+check_eq "status when down: exit 3" 3 "$rc"
+
 echo "== lab e2e: $passed passed, $failed failed in $(elapsed "$t_start") s"
 echo "   measured: up ${t_up} s, ansible ad-hoc (2 nodes) ${t_ansible} s, join ${t_join} s, peer loss detected ${t_detect} s (read-only ${t_ro} s), with two_node ${t_detect2} s, down ${t_down} s"
 
