@@ -7,6 +7,8 @@ pub mod mounts;
 pub mod protocol;
 pub mod pve;
 pub mod run;
+#[doc(hidden)]
+pub mod testing;
 
 /// The reason part of an I/O error, without Rust's "(os error N)" suffix.
 pub fn io_reason(e: &std::io::Error) -> String {

@@ -1,5 +1,6 @@
 //! Unit tests of safe file editing and of the unified diff.
 use super::*;
+use crate::testing::Rng;
 use std::os::unix::fs::symlink;
 
 /// A temporary directory removed on drop (also when the test fails).
@@ -686,21 +687,6 @@ fn patch(a: &str, diff: &str) -> String {
     out
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 fn random_text(r: &mut Rng) -> String {
     const LINES: &[&str] = &["a\n", "b\n", "c\n", "a\r\n", "\n", "d", "127.0.0.1 x\n"];
     let n = r.below(25);
@@ -714,7 +700,7 @@ fn random_text(r: &mut Rng) -> String {
 
 #[test]
 fn property_unified_diff_patches_before_into_after() {
-    let mut r = Rng(0x1234_5678_9ABC_DEF1);
+    let mut r = Rng::new(0x1234_5678_9ABC_DEF1);
     for _ in 0..3000 {
         let a = random_text(&mut r);
         let b = if r.below(2) == 0 {
@@ -783,7 +769,7 @@ fn lcs_len(a: &[&str], b: &[&str]) -> usize {
 
 #[test]
 fn property_edit_script_is_minimal() {
-    let mut r = Rng(0xC0FF_EE00_1234_5678);
+    let mut r = Rng::new(0xC0FF_EE00_1234_5678);
     for _ in 0..2000 {
         let (a, b) = (random_text(&mut r), random_text(&mut r));
         let (la, lb) = (lines_with_ends(&a), lines_with_ends(&b));

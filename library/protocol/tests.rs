@@ -2,6 +2,7 @@
 //! ansible-core 2.19's AnsibleModule), `_ansible_*` keys, result shape, parse errors, and a
 //! property-style test that no input makes it panic.
 use super::*;
+use crate::testing::Rng;
 use serde_json::json;
 
 const PARAMS: &[Param] = &[
@@ -938,25 +939,6 @@ fn read_input_from_file() {
 // Property-style: no input makes the protocol panic
 
 /// xorshift64*: small, deterministic, no crate needed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
-
 /// A random JSON-ish text: mostly well-formed objects whose keys are spec names, aliases,
 /// `_ansible_*` keys or junk, and values of every JSON type including the words Ansible
 /// coerces; with some probability a fragment is corrupted.
@@ -1078,7 +1060,7 @@ fn check_no_panic(spec: &Spec, text: &str) {
 
 #[test]
 fn property_random_jsonish_texts_never_panic() {
-    let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut r = Rng::new(0x9E37_79B9_7F4A_7C15);
     let (mut oks, mut errs) = (0, 0);
     for _ in 0..20_000 {
         let mut text = jsonish(&mut r, 0);
@@ -1115,7 +1097,7 @@ fn property_random_jsonish_texts_never_panic() {
 
 #[test]
 fn property_random_bytes_never_panic() {
-    let mut r = Rng(0xD1B5_4A32_D192_ED03);
+    let mut r = Rng::new(0xD1B5_4A32_D192_ED03);
     let dir = std::env::temp_dir().join(format!("pve2node-proto-bytes-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let f = dir.join("args");

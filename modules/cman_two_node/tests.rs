@@ -1,6 +1,7 @@
 //! Unit tests of the pure edit: byte-exact variants, refusals, and a property test over random
 //! mutations of the fixtures.
 use super::*;
+use pve2node::testing::Rng;
 
 const PVE3: &str = include_str!("../../tests/fixtures/pve3/cluster.conf");
 const PVE3_TWO: &str = include_str!("../../tests/fixtures/pve3/cluster.conf.two-node");
@@ -396,25 +397,6 @@ fn splice_is_ordered_and_linear() {
 
 // ---- property test --------------------------------------------------------------------------
 
-struct XorShift(u64);
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
-
 const PIECES: &[&str] = &[
     "{",
     "}",
@@ -453,7 +435,7 @@ const PIECES: &[&str] = &[
     "expected_votes=\"3\"",
 ];
 
-fn mutate(rng: &mut XorShift, base: &str) -> String {
+fn mutate(rng: &mut Rng, base: &str) -> String {
     let mut s = base.to_string();
     for _ in 0..1 + rng.below(3) {
         let mut at = rng.below(s.len() + 1);
@@ -586,7 +568,7 @@ fn property_random_mutations() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x9e3779b97f4a7c15u64);
-    let mut rng = XorShift(seed);
+    let mut rng = Rng::new(seed);
     let bases = [
         PVE3,
         PVE3_TWO,

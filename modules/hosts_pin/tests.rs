@@ -1,4 +1,5 @@
 use super::*;
+use pve2node::testing::Rng;
 
 const SEED: &str =
     "127.0.0.1   localhost.localdomain localhost\n87.37.23.91 tartanpion.elao.local tartanpion\n";
@@ -421,19 +422,6 @@ fn aliases_are_deduplicated() {
 }
 
 /// A small deterministic generator (no crate needed).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[(self.next() % items.len() as u64) as usize]
-    }
-}
-
 #[test]
 fn generated_files_are_pinned_idempotently_and_keep_unrelated_lines() {
     let addrs = [
@@ -458,7 +446,7 @@ fn generated_files_are_pinned_idempotently_and_keep_unrelated_lines() {
     ];
     let seps = [" ", "  ", "\t", " \t", "\t\t"];
     let ends = ["\n", "\r\n", "\n", " # c\n", "\t#\n"];
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     for _ in 0..3000 {
         let mut text = String::new();
         for _ in 0..(rng.next() % 7) {
@@ -530,7 +518,7 @@ fn arbitrary_text_never_panics_and_stays_idempotent() {
         .chars()
         .chain("tartanpion".chars())
         .collect();
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     for _ in 0..3000 {
         let len = (rng.next() % 60) as usize;
         let text: String = (0..len)

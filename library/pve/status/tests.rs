@@ -1,4 +1,5 @@
 use super::*;
+use crate::testing::Rng;
 
 macro_rules! fx {
     ($p:literal) => {
@@ -622,25 +623,6 @@ fn cluster_names() {
 }
 
 /// A small xorshift64* generator: deterministic, no crates.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
-
 const PIECES: &[&str] = &[
     "\n",
     " ",
@@ -780,7 +762,7 @@ fn property_never_panics_on_random_and_mutated_input() {
         fx!("errors/pve8-add-checks.txt"),
         fx!("errors/pve8-fingerprint-prompt.txt"),
     ];
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     for round in 0..4000 {
         let text = if round % 4 == 0 {
             // pure random text from the piece list and random chars
