@@ -13,33 +13,10 @@ repo=$(cd "$here/../.." && pwd)
 export PVE2NODE_LAB_DIR=${PVE2NODE_LAB_DIR:-$repo/.lab}
 LAB=$PVE2NODE_LAB_DIR
 L=$here/lab.sh
-VENV=${PVE2NODE_VENV:-$repo/.venv}
-[[ -x $VENV/bin/ansible ]] || VENV=/work/main/.venv
 
-passed=0
-failed=0
+# shellcheck source-path=SCRIPTDIR source=checks.sh
+. "$here/checks.sh"
 t_start=$EPOCHREALTIME
-ok() { passed=$((passed + 1)); printf '  ok   %s\n' "$1"; }
-bad() { failed=$((failed + 1)); printf '  FAIL %s\n' "$1"; [[ -n ${2:-} ]] && printf '%s\n' "$2" | sed 's/^/       | /'; return 0; }
-# check DESC CMD...: CMD must succeed.
-check() { local d=$1 out; shift; if out=$("$@" 2>&1); then ok "$d"; else bad "$d" "$out"; fi; }
-# check_eq DESC EXPECTED ACTUAL
-check_eq() { if [[ $2 == "$3" ]]; then ok "$1"; else bad "$1" "expected: $(printf %q "$2")"$'\n'"actual:   $(printf %q "$3")"; fi; }
-# check_has DESC NEEDLE HAYSTACK
-check_has() { if [[ $3 == *"$2"* ]]; then ok "$1"; else bad "$1" "missing: $2"$'\n'"in: $3"; fi; }
-n1() { "$L" exec pve1 "$@"; }
-n2() { "$L" exec pve2 "$@"; }
-# run_rc VAR_OUT VAR_ERR VAR_RC NODE CMD...: capture stdout, stderr, exit status.
-run_rc() {
-  local -n _o=$1 _e=$2 _r=$3
-  local node=$4 tmp
-  shift 4
-  tmp=$(mktemp)
-  _r=0
-  _o=$("$L" exec "$node" "$@" 2>"$tmp") || _r=$?
-  _e=$(cat "$tmp")
-  rm -f "$tmp"
-}
 qrc() { local rc=0; "$L" exec "$1" timeout 5 corosync-quorumtool -s >/dev/null 2>&1 || rc=$?; echo "$rc"; }
 quorate() { [[ $(qrc "$1") == 0 ]]; }
 blocked() { [[ $(qrc "$1") == 2 ]]; }
@@ -262,39 +239,22 @@ check "umount -f then pve-cluster start heals it" n2 bash -c 'umount -f /etc/pve
 check_eq "healed /etc/pve is the cluster's again" survivor "$(n2 cat /etc/pve/lab-test.txt 2>&1)"
 
 echo "-- down leaves nothing"
-mapfile -t pids < <(cat "$LAB"/nodes/*/anchor.pid "$LAB"/nodes/*/run/lab/*.pid "$LAB"/nodes/*/run/sshd.pid 2>/dev/null)
+mapfile -t pids < <(lab_pids)
 t0=$EPOCHREALTIME
 "$L" down
 t_down=$(elapsed "$t0")
-check "no lab namespaces" bash -c '! ip netns list | grep -qE "^pve[12]( |$)"'
 check "no /run/netns left by the lab" bash -c '! mountpoint -q /run/netns || ls -A /run/netns | grep -q .'
-live=""
-for p in "${pids[@]}"; do alive "$p" && live+="$p($(cat /proc/"$p"/comm 2>/dev/null)) "; done
-check_eq "no live lab process (of ${#pids[@]} recorded)" "" "$live"
-strays=""
-for f in $(grep -l -F "$LAB/" /proc/[0-9]*/cmdline 2>/dev/null || true); do
-  p=${f#/proc/}
-  p=${p%/cmdline}
-  [[ $p == "$$" || $p == "$BASHPID" ]] && continue
-  alive "$p" && strays+="$p($(tr '\0' ' ' <"$f" 2>/dev/null)) "
-done
-check_eq "no live process mentions the lab dir" "" "$strays"
-check_eq "no mount mentions the lab dir" "" "$(grep -F "$LAB" /proc/self/mountinfo || true)"
-check "lab dir removed" test ! -e "$LAB"
+check_nothing_left "" "${pids[@]}"
 
 echo "-- a crashed lab: down still leaves nothing, and is idempotent"
 "$L" up >/dev/null
-mapfile -t pids < <(cat "$LAB"/nodes/*/anchor.pid "$LAB"/nodes/*/run/lab/*.pid "$LAB"/nodes/*/run/sshd.pid 2>/dev/null)
+mapfile -t pids < <(lab_pids)
 # A failed run: pve2's anchor (its mount and UTS namespace) and pve1's sshd die uncleanly.
 kill -KILL "$(cat "$LAB/nodes/pve2/anchor.pid")" "$(cat "$LAB/nodes/pve1/run/sshd.pid")" 2>/dev/null || true
 rc=0; "$L" status >/dev/null 2>&1 || rc=$?
 check_eq "status of a broken lab: exit 1" 1 "$rc"
 "$L" down >/dev/null
-check "no lab namespaces after a crash" bash -c '! ip netns list | grep -qE "^pve[12]( |$)"'
-live=""
-for p in "${pids[@]}"; do alive "$p" && live+="$p($(cat /proc/"$p"/comm 2>/dev/null)) "; done
-check_eq "no live lab process after a crash (of ${#pids[@]} recorded)" "" "$live"
-check_eq "no mount mentions the lab dir after a crash" "" "$(grep -F "$LAB" /proc/self/mountinfo || true)"
+check_nothing_left " after a crash" "${pids[@]}"
 check "down again: idempotent" "$L" down
 rc=0; "$L" status >/dev/null 2>&1 || rc=$?
 check_eq "status when down: exit 3" 3 "$rc"

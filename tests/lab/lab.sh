@@ -25,7 +25,6 @@ repo=$(cd "$here/../.." && pwd)
 
 LAB=${PVE2NODE_LAB_DIR:-$repo/.lab}
 VENV=${PVE2NODE_VENV:-$repo/.venv}
-[[ -x $VENV/bin/ansible ]] || VENV=/work/main/.venv
 NODES=(pve1 pve2)
 declare -A HOSTOF=([pve1]=tartanpion [pve2]=bismuth)
 declare -A PRIV=([pve1]=10.99.0.1 [pve2]=10.99.0.2)

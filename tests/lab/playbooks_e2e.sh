@@ -17,28 +17,9 @@ cd "$repo"
 LOGS=$(mktemp -d /tmp/pve2node-playbooks-e2e.XXXXXX)
 ANSIBLE_TIMEOUT_S=${ANSIBLE_TIMEOUT_S:-240}
 
-passed=0
-failed=0
+# shellcheck source-path=SCRIPTDIR source=checks.sh
+. "$here/checks.sh"
 t_start=$EPOCHREALTIME
-ok() { passed=$((passed + 1)); printf '  ok   %s\n' "$1"; }
-bad() { failed=$((failed + 1)); printf '  FAIL %s\n' "$1"; [[ -n ${2:-} ]] && printf '%s\n' "$2" | sed 's/^/       | /'; return 0; }
-check() { local d=$1 out; shift; if out=$("$@" 2>&1); then ok "$d"; else bad "$d" "$out"; fi; }
-check_eq() { if [[ $2 == "$3" ]]; then ok "$1"; else bad "$1" "expected: $(printf %q "$2")"$'\n'"actual:   $(printf %q "$3")"; fi; }
-check_has() { if [[ $3 == *"$2"* ]]; then ok "$1"; else bad "$1" "missing: $2"$'\n'"in: $3"; fi; }
-check_lacks() { if [[ $3 != *"$2"* ]]; then ok "$1"; else bad "$1" "unexpected: $2"$'\n'"in: $3"; fi; }
-n1() { "$L" exec pve1 "$@"; }
-n2() { "$L" exec pve2 "$@"; }
-# run_rc VAR_OUT VAR_ERR VAR_RC NODE CMD...: capture stdout, stderr, exit status inside NODE.
-run_rc() {
-  local -n _o=$1 _e=$2 _r=$3
-  local node=$4 tmp
-  shift 4
-  tmp=$(mktemp)
-  _r=0
-  _o=$("$L" exec "$node" "$@" 2>"$tmp") || _r=$?
-  _e=$(cat "$tmp")
-  rm -f "$tmp"
-}
 # play NAME ARGS...: ansible-playbook (or `ansible` when NAME starts with adhoc-) against the
 # lab, bounded; output in $LOGS/NAME.log; sets $play_rc and $play_out.
 play() {
@@ -227,22 +208,9 @@ play recover2 playbooks/recover.yml
 check_eq "recover again: nothing to do (changed=0 on both)" "ok=2 changed=0 failed=0|ok=2 changed=0 failed=0" "$(recap_of tartanpion)|$(recap_of bismuth)"
 
 echo "-- down leaves nothing"
-mapfile -t pids < <(cat "$LAB"/nodes/*/anchor.pid "$LAB"/nodes/*/run/lab/*.pid "$LAB"/nodes/*/run/sshd.pid 2>/dev/null)
+mapfile -t pids < <(lab_pids)
 "$L" down >/dev/null
-check "no lab namespaces" bash -c '! ip netns list | grep -qE "^pve[12]( |$)"'
-live=""
-for p in "${pids[@]}"; do alive "$p" && live+="$p($(cat /proc/"$p"/comm 2>/dev/null)) "; done
-check_eq "no live lab process (of ${#pids[@]} recorded)" "" "$live"
-strays=""
-for f in $(grep -l -F "$LAB/" /proc/[0-9]*/cmdline 2>/dev/null || true); do
-  p=${f#/proc/}
-  p=${p%/cmdline}
-  [[ $p == "$$" || $p == "$BASHPID" ]] && continue
-  alive "$p" && strays+="$p($(tr '\0' ' ' <"$f" 2>/dev/null)) "
-done
-check_eq "no live process mentions the lab dir" "" "$strays"
-check_eq "no mount mentions the lab dir" "" "$(grep -F "$LAB" /proc/self/mountinfo || true)"
-check "lab dir removed" test ! -e "$LAB"
+check_nothing_left "" "${pids[@]}"
 
 echo "== playbooks e2e: $passed passed, $failed failed in $(elapsed "$t_start") s (two_node.yml first run ${t_run1} s, second ${t_run2} s)"
 ((failed == 0))
