@@ -15,6 +15,8 @@ pub enum EditError {
     NotFound(String),
     #[error("{0} is a directory, not a file; point the path parameter at a file")]
     IsDir(String),
+    #[error("{0} is not a regular file; point the path parameter at the file to edit")]
+    NotRegular(String),
     #[error("cannot read {0}: {1}")]
     Read(String, String),
     #[error("{0} is not valid UTF-8 text; refusing to edit it")]
@@ -65,6 +67,8 @@ pub fn resolve(path: &Path) -> Result<PathBuf, EditError> {
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>, EditError> {
     match fs::metadata(path) {
         Ok(m) if m.is_dir() => return Err(EditError::IsDir(show(path))),
+        // A FIFO would block the read, a device would be replaced by a plain file.
+        Ok(m) if !m.is_file() => return Err(EditError::NotRegular(show(path))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(EditError::NotFound(show(path)))
         }

@@ -380,6 +380,21 @@ fn read_errors_name_the_file() {
         EditError::IsDir(d.clone()).to_string(),
         format!("{d} is a directory, not a file; point the path parameter at a file")
     );
+    // A FIFO is refused before any read (which would block), and so is a device.
+    let fifo = t.join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    assert_eq!(
+        read_text(&fifo).unwrap_err(),
+        EditError::NotRegular(fifo.display().to_string())
+    );
+    assert!(matches!(
+        read_bytes(Path::new("/dev/null")),
+        Err(EditError::NotRegular(_))
+    ));
     let bin = t.write("bin", b"abc\x00def\n");
     assert_eq!(
         read_text(&bin).unwrap_err(),

@@ -60,8 +60,6 @@ pub enum HostsError {
     LocalhostName { param: &'static str, name: String },
     #[error("path is empty; give the hosts file to edit (default /etc/hosts)")]
     EmptyPath,
-    #[error("{0} is not a regular file; point the path parameter at the hosts file")]
-    NotRegular(String),
     #[error("{0} does not exist; hosts_pin edits an existing hosts file and does not create one, check the path parameter")]
     Missing(String),
     #[error(transparent)]
@@ -488,12 +486,6 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
         return Err(HostsError::EmptyPath.into());
     }
     let path = Path::new(&path_text);
-    // A FIFO or a device would block the read or be replaced by a plain file: refuse.
-    if let Ok(m) = std::fs::metadata(path) {
-        if !m.is_file() && !m.is_dir() {
-            return Err(HostsError::NotRegular(path_text).into());
-        }
-    }
     let before = edit::read_text(path).map_err(|e| match e {
         EditError::NotFound(p) => HostsError::Missing(p),
         other => HostsError::File(other),
