@@ -1,6 +1,13 @@
-# Check helpers shared by the lab suites (sourced by e2e.sh and playbooks_e2e.sh, which set
-# L (lab.sh) and LAB (the lab dir) first). Counts into $passed and $failed.
-# shellcheck shell=bash disable=SC2034
+# Setup and check helpers shared by the lab suites (sourced by e2e.sh and playbooks_e2e.sh
+# after they set `here`): repo, L (lab.sh), LAB (the lab dir), the lab library, and checks
+# counting into $passed and $failed.
+# shellcheck shell=bash disable=SC2034,SC2154
+repo=$(cd "$here/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=standins/lab-lib.sh
+. "$here/standins/lab-lib.sh"
+export PVE2NODE_LAB_DIR=${PVE2NODE_LAB_DIR:-$repo/.lab}
+LAB=$PVE2NODE_LAB_DIR
+L=$here/lab.sh
 passed=0
 failed=0
 ok() { passed=$((passed + 1)); printf '  ok   %s\n' "$1"; }

@@ -7,13 +7,6 @@
 # Every wait is bounded. Exit status: number of failed checks (capped), 0 when all pass.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-# shellcheck source-path=SCRIPTDIR source=standins/lab-lib.sh
-. "$here/standins/lab-lib.sh"
-export PVE2NODE_LAB_DIR=${PVE2NODE_LAB_DIR:-$repo/.lab}
-LAB=$PVE2NODE_LAB_DIR
-L=$here/lab.sh
-
 # shellcheck source-path=SCRIPTDIR source=checks.sh
 . "$here/checks.sh"
 t_start=$EPOCHREALTIME

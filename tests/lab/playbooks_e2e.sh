@@ -7,18 +7,11 @@
 # Always tears down (trap). Every wait and every Ansible run is bounded.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-# shellcheck source-path=SCRIPTDIR source=standins/lab-lib.sh
-. "$here/standins/lab-lib.sh"
-export PVE2NODE_LAB_DIR=${PVE2NODE_LAB_DIR:-$repo/.lab}
-LAB=$PVE2NODE_LAB_DIR
-L=$here/lab.sh
+# shellcheck source-path=SCRIPTDIR source=checks.sh
+. "$here/checks.sh"
 cd "$repo"
 LOGS=$(mktemp -d /tmp/pve2node-playbooks-e2e.XXXXXX)
 ANSIBLE_TIMEOUT_S=${ANSIBLE_TIMEOUT_S:-240}
-
-# shellcheck source-path=SCRIPTDIR source=checks.sh
-. "$here/checks.sh"
 t_start=$EPOCHREALTIME
 # play NAME ARGS...: ansible-playbook (or `ansible` when NAME starts with adhoc-) against the
 # lab, bounded; output in $LOGS/NAME.log; sets $play_rc and $play_out.
