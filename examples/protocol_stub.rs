@@ -22,6 +22,7 @@ const SPEC: Spec = Spec {
     ],
     mutually_exclusive: &[],
     required_if: &[],
+    supports_check_mode: true,
 };
 
 fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {

@@ -9,6 +9,7 @@ pub mod pve;
 pub mod run;
 #[doc(hidden)]
 pub mod testing;
+pub mod wait;
 
 /// The reason part of an I/O error, without Rust's "(os error N)" suffix.
 pub fn io_reason(e: &std::io::Error) -> String {

@@ -50,6 +50,8 @@ pub struct Param {
     pub choices: &'static [&'static str],
     pub aliases: &'static [&'static str],
     pub no_log: bool,
+    /// Inclusive bounds for an `Int` parameter (seconds, counts): out of range is refused.
+    pub range: Option<(i64, i64)>,
 }
 
 impl Param {
@@ -62,6 +64,7 @@ impl Param {
             choices: &[],
             aliases: &[],
             no_log: false,
+            range: None,
         }
     }
     pub const fn required(mut self) -> Param {
@@ -84,6 +87,10 @@ impl Param {
         self.no_log = true;
         self
     }
+    pub const fn range(mut self, min: i64, max: i64) -> Param {
+        self.range = Some((min, max));
+        self
+    }
 }
 
 /// `required_if`: when `param` equals `value`, every name in `requires` must be given.
@@ -101,6 +108,8 @@ pub struct Spec {
     pub params: &'static [Param],
     pub mutually_exclusive: &'static [&'static [&'static str]],
     pub required_if: &'static [RequiredIf],
+    /// As AnsibleModule's `supports_check_mode`: a module without it is not run in check mode.
+    pub supports_check_mode: bool,
 }
 
 /// A module failure: one clear sentence plus any extra result keys (rc, stdout, …).
@@ -252,6 +261,22 @@ pub struct Ctx {
 impl Ctx {
     pub fn warn(&mut self, w: impl Into<String>) {
         self.warnings.push(w.into());
+    }
+
+    /// A test hook: an environment variable that points a module at test files or commands
+    /// instead of the real ones. Compiled into debug builds only (the ones `cargo test` runs);
+    /// a release binary on a real host never reads it.
+    pub fn test_hook(&self, name: &str) -> Option<String> {
+        test_hook(name)
+    }
+}
+
+/// See [`Ctx::test_hook`]: the environment variable `name`, in debug builds only.
+pub fn test_hook(name: &str) -> Option<String> {
+    if cfg!(debug_assertions) {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    } else {
+        None
     }
 }
 

@@ -38,6 +38,7 @@ const SPEC: Spec = Spec {
         value: "present",
         requires: &["ip"],
     }],
+    supports_check_mode: true,
 };
 
 /// A spec with only optional parameters, for coercion tests.
@@ -46,6 +47,7 @@ const LOOSE: Spec = Spec {
     params: PARAMS_LOOSE,
     mutually_exclusive: &[],
     required_if: &[],
+    supports_check_mode: true,
 };
 const PARAMS_LOOSE: &[Param] = &[
     Param::new("s", Type::Str),
@@ -478,6 +480,7 @@ fn missing_required_arguments_sorted() {
         ],
         mutually_exclusive: &[],
         required_if: &[],
+        supports_check_mode: true,
     };
     assert_eq!(
         err(&S, json!({})),
@@ -562,6 +565,7 @@ fn required_if_on_a_bool() {
             value: "true",
             requires: &["port", "host"],
         }],
+        supports_check_mode: true,
     };
     assert_eq!(
         err(&S, json!({"enabled": "yes", "port": 1})),

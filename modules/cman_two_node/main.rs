@@ -38,6 +38,7 @@ const SPEC: Spec = Spec {
     ],
     mutually_exclusive: &[],
     required_if: &[],
+    supports_check_mode: true,
 };
 
 /// Where pmxcfs keeps the cluster files (overridable for tests: PVE2NODE_PVE_DIR).

@@ -31,6 +31,7 @@ const SPEC: Spec = Spec {
     ],
     mutually_exclusive: &[],
     required_if: &[],
+    supports_check_mode: true,
 };
 
 /// How long one stat/read of the path may take before the FUSE daemon counts as hung.

@@ -35,6 +35,7 @@ const SPEC: Spec = Spec {
         value: "present",
         requires: &["ip"],
     }],
+    supports_check_mode: true,
 };
 
 /// Everything that can make hosts_pin refuse; the file is never changed when one occurs.

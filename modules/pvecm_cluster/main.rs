@@ -43,6 +43,7 @@ const SPEC: Spec = Spec {
         value: "present",
         requires: &["name"],
     }],
+    supports_check_mode: true,
 };
 
 /// Test hooks (documented in the .yml notes): the real sources are the defaults.

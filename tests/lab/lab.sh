@@ -26,6 +26,10 @@ repo=$(cd "$here/../.." && pwd)
 LAB=${PVE2NODE_LAB_DIR:-$repo/.lab}
 VENV=${PVE2NODE_VENV:-$repo/.venv}
 NODES=(pve1 pve2)
+# Network namespace names: PVE2NODE_LAB_NS (default "") prefixes them, so several labs (each with
+# its own PVE2NODE_LAB_DIR) can run on one machine; node names on the command line stay pve1/pve2.
+NSP=${PVE2NODE_LAB_NS:-}
+[[ $NSP =~ ^[a-z0-9-]{0,8}$ ]] || { echo "lab: PVE2NODE_LAB_NS must be up to 8 of [a-z0-9-]" >&2; exit 2; }
 declare -A HOSTOF=([pve1]=tartanpion [pve2]=bismuth)
 declare -A PRIV=([pve1]=10.99.0.1 [pve2]=10.99.0.2)
 declare -A PUB=([pve1]=192.0.2.1 [pve2]=192.0.2.2)
@@ -46,13 +50,14 @@ node_of() {
 # anchor_ready PID HOSTMNT: PID is the node's anchor (`sleep`) in its own mount namespace.
 anchor_ready() { alive "$1" sleep && [[ $(readlink "/proc/$1/ns/mnt" 2>/dev/null) != "$2" ]]; }
 anchor_of() { pid_from "$LAB/nodes/$1/anchor.pid"; }
-netns_exists() { [[ -e /run/netns/$1 ]]; }
+ns() { printf '%s%s' "$NSP" "$1"; }
+netns_exists() { [[ -e /run/netns/$NSP$1 ]]; }
 
 # netns_owner NODE: the lab dir whose anchor lives in network namespace NODE (empty if none).
 netns_owner() {
   local p cmd
   netns_exists "$1" || return 0
-  for p in $(ip netns pids "$1" 2>/dev/null); do
+  for p in $(ip netns pids "$(ns "$1")" 2>/dev/null); do
     cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || continue
     if [[ $cmd == lab-anchor:* ]]; then
       cmd=${cmd#lab-anchor:}
@@ -91,7 +96,7 @@ lab_pids() {
   for n in "${NODES[@]}"; do
     a=$(anchor_of "$n")
     if alive "$a"; then want+=("$(readlink "/proc/$a/ns/mnt" 2>/dev/null || true)"); fi
-    if netns_exists "$n"; then want+=("net:[$(stat -L -c %i "/run/netns/$n" 2>/dev/null || true)]"); fi
+    if netns_exists "$n"; then want+=("net:[$(stat -L -c %i "/run/netns/$NSP$n" 2>/dev/null || true)]"); fi
   done
   if ((${#want[@]})); then
     # lines: '/proc/PID/ns/net' -> 'net:[INODE]'
@@ -155,7 +160,7 @@ cmd_down() {
   ((left == 0)) || say "down: warning: processes still alive: $(for p in "${pids[@]}"; do alive "$p" && printf '%s ' "$p"; done)"
   # 3. namespaces, and /run/netns if we made it a mount point
   for n in "${NODES[@]}"; do
-    if netns_exists "$n"; then ip netns del "$n" 2>/dev/null || { umount -l "/run/netns/$n" 2>/dev/null; rm -f "/run/netns/$n"; }; fi
+    if netns_exists "$n"; then ip netns del "$(ns "$n")" 2>/dev/null || { umount -l "/run/netns/$NSP$n" 2>/dev/null; rm -f "/run/netns/$NSP$n"; }; fi
   done
   if ((made)) && mountpoint -q /run/netns && [[ -z $(ls -A /run/netns 2>/dev/null) ]]; then
     umount /run/netns 2>/dev/null || umount -l /run/netns
@@ -261,20 +266,20 @@ cmd_up() {
   for n in "${NODES[@]}"; do write_node_files "$n"; done
   # network: one veth pair created directly inside the two namespaces
   mountpoint -q /run/netns 2>/dev/null || touch "$LAB/run-netns-made"
-  for n in "${NODES[@]}"; do ip netns add "$n"; done
-  ip link add eth0 netns pve1 type veth peer name eth0 netns pve2
+  for n in "${NODES[@]}"; do ip netns add "$(ns "$n")"; done
+  ip link add eth0 netns "$(ns pve1)" type veth peer name eth0 netns "$(ns pve2)"
   for n in "${NODES[@]}"; do
-    ip -n "$n" link set lo up
-    ip -n "$n" addr add "${PRIV[$n]}/24" dev eth0
-    ip -n "$n" addr add "${PUB[$n]}/24" dev eth0
-    ip -n "$n" link set eth0 up
+    ip -n "$(ns "$n")" link set lo up
+    ip -n "$(ns "$n")" addr add "${PRIV[$n]}/24" dev eth0
+    ip -n "$(ns "$n")" addr add "${PUB[$n]}/24" dev eth0
+    ip -n "$(ns "$n")" link set eth0 up
   done
   # nodes: mount + UTS namespace anchored by a long-lived process
   hostmnt=$(readlink /proc/self/ns/mnt)
   for n in "${NODES[@]}"; do
     # argv[0] names the owning lab dir (see netns_owner); the command is still `sleep`
     # shellcheck disable=SC2016 # $0 is expanded by the inner bash
-    setsid ip netns exec "$n" unshare -m -u --propagation private \
+    setsid ip netns exec "$(ns "$n")" unshare -m -u --propagation private \
       bash -c 'exec -a "$0" sleep infinity' "lab-anchor:$LAB" </dev/null >/dev/null 2>&1 &
     echo $! >"$LAB/nodes/$n/anchor.pid"
   done
@@ -306,7 +311,7 @@ write_inventory() {
     for n in "${NODES[@]}"; do
       printf '%s ansible_host=%s lab_node=%s private_ip=%s public_ip=%s fqdn=%s ' \
         "${HOSTOF[$n]}" "${PRIV[$n]}" "$n" "${PRIV[$n]}" "${PUB[$n]}" "${HOSTOF[$n]}.$DOMAIN"
-      printf '%s\n' "ansible_ssh_common_args='-F /dev/null -o ProxyCommand=\"ip netns exec $n nc %h %p\" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -i $LAB/ssh/id_ed25519'"
+      printf '%s\n' "ansible_ssh_common_args='-F /dev/null -o ProxyCommand=\"ip netns exec $NSP$n nc %h %p\" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -i $LAB/ssh/id_ed25519'"
     done
     echo
     echo "[pve:vars]"

@@ -33,7 +33,7 @@ changed_tasks() {
 # corosync_running NODE: a corosync process lives in NODE's network namespace.
 corosync_running() {
   local p c
-  for p in $(ip netns pids "$1" 2>/dev/null); do
+  for p in $(ip netns pids "${PVE2NODE_LAB_NS:-}$1" 2>/dev/null); do
     c=""
     { read -r c <"/proc/$p/comm"; } 2>/dev/null || continue
     [[ $c == corosync ]] && return 0
