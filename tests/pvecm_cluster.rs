@@ -1144,6 +1144,30 @@ fn create_waits_until_etc_pve_is_writable_in_each_form() {
 }
 
 #[test]
+fn join_waits_until_this_nodes_etc_pve_is_writable() {
+    let sb = Sb::new("pve8", "beta", HOSTS_ALPHA)
+        .after(
+            fx!("pve8/pvecm-status-2node.txt"),
+            fx!("pve8/pvecm-nodes.txt"),
+        )
+        .fs_flips_after(
+            2,
+            "sed -i 's/\"quorate\": 0/\"quorate\": 1/' etc-pve/.members",
+        );
+    std::fs::create_dir_all(sb.etc_pve()).unwrap();
+    std::fs::write(sb.etc_pve().join(".members"), members(0)).unwrap();
+    let v = sb.run(json!({"name": "lab", "peer": "10.99.0.1", "use_ssh": true, "timeout": 60}));
+    assert!(!failed(&v), "{v}");
+    assert!(
+        !sb.dir.join("flip.after").exists(),
+        "returned before /etc/pve was writable: {v}"
+    );
+    assert_eq!(sb.polls_after_change(), 2);
+    assert!(v["waited_for_pmxcfs"].as_f64().unwrap() > 0.0, "{v}");
+    assert_eq!(v["attempts"], json!(1));
+}
+
+#[test]
 fn create_does_not_wait_for_a_writable_or_missing_etc_pve() {
     // writable at once, in the real form and as a plain directory, or no /etc/pve at all
     for form in ["members", "dir", "none"] {
@@ -1188,6 +1212,7 @@ fn etc_pve_that_stays_read_only_fails_within_timeout() {
     let v = sb.run(json!({"name": "lab", "wait": false}));
     assert!(!failed(&v), "{v}");
     assert_eq!(sb.polls_after_change(), 1);
+    assert!(v["waited_for_pmxcfs"].is_null(), "not looked at: {v}");
 }
 
 // ------------------------------------------------------------------ test hooks in release builds

@@ -1183,8 +1183,9 @@ fn next_step(seen: Seen, ran: Ran) -> Next {
 /// How a create/join ended.
 #[derive(Debug, Clone, PartialEq)]
 enum Settled {
-    /// The state asked for, with /etc/pve writable after this long (after the cluster was up).
-    Done(Duration),
+    /// The state asked for, with /etc/pve writable after this long after the cluster was up
+    /// (`None`: not looked at, with wait: false).
+    Done(Option<Duration>),
     /// wait: false and no known error: not waited for.
     NotWaiting,
     Prompt(Prompt),
@@ -1294,11 +1295,11 @@ fn settle(
             Err(f) => return Some(Err(f)),
         };
         let reached = reached(c, last);
-        let mut waited = Duration::ZERO;
+        let mut waited = None;
         let fs_writable = reached && a.wait && {
             let since = *up_since.get_or_insert_with(Instant::now);
             let ok = pmxcfs_writable(&read_pve_fs(&env.etc_pve));
-            waited = since.elapsed();
+            waited = Some(since.elapsed());
             ok
         };
         let ran = Ran {
@@ -1364,7 +1365,11 @@ fn report(
     };
     match &ap.settled {
         Settled::Done(w) => {
-            Ok(done(format!("{}: {state}", c.past())).with("waited_for_pmxcfs", secs(*w)))
+            let r = done(format!("{}: {state}", c.past()));
+            Ok(match w {
+                Some(w) => r.with("waited_for_pmxcfs", secs(*w)),
+                None => r,
+            })
         }
         Settled::NotWaiting => Ok(done(format!(
             "ran pvecm to {what} (not waiting; now {state})"
