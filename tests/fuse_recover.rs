@@ -661,6 +661,17 @@ fn bad_parameters_are_refused_before_anything() {
         "{}",
         r.msg()
     );
+    // Never an option for systemctl.
+    for bad in ["--host=X", "-H", "x y"] {
+        let r = common::run_module(BIN, &json!({"service": bad, "service_manager": "systemd"}));
+        assert!(r.failed());
+        assert!(
+            r.msg().contains("service must be a service name"),
+            "{}",
+            r.msg()
+        );
+        assert!(r.json.get("actions").is_none(), "{}", r.json);
+    }
     let r = common::run_module(BIN, &json!({"service_manager": "upstart"}));
     assert_eq!(
         r.msg(),
@@ -934,4 +945,38 @@ module a.json; show"#
         std::fs::read_to_string(lab.dir.join("calls")).unwrap(),
         "start-pmxcfs\nstart-pmxcfs\n"
     );
+}
+
+/// `..` inside a symlink's target is the kernel's business: `link -> y/../mnt point` with
+/// `y -> deep/z` leads to `deep/mnt point` (a plain directory here), not to the dead FUSE mount
+/// at `mnt point` that textual handling would pick. That dead mount stays untouched.
+#[test]
+fn dotdot_inside_a_symlink_goes_where_the_kernel_says() {
+    if !lab_ready("dotdot_inside_a_symlink_goes_where_the_kernel_says") {
+        return;
+    }
+    let lab = Lab::new("fr-dotdot");
+    std::fs::create_dir_all(lab.dir.join("deep/z")).unwrap();
+    std::fs::create_dir_all(lab.dir.join("deep/mnt point")).unwrap();
+    std::os::unix::fs::symlink("deep/z", lab.dir.join("y")).unwrap();
+    std::os::unix::fs::symlink("y/../mnt point", lab.dir.join("link")).unwrap();
+    lab.args(
+        "a.json",
+        json!({"path": format!("{}/link", lab.t()), "_ansible_check_mode": true}),
+    );
+    let o = lab.run("fuse_up; fuse_kill; show; module a.json; show");
+    let m = o.module(0);
+    assert_eq!(m["failed"], false, "{}", o.raw);
+    assert_eq!(
+        m["path"],
+        format!("{}/deep/mnt point", lab.t()),
+        "{}",
+        o.raw
+    );
+    assert_eq!(m["state_before"], "unmounted", "{}", o.raw);
+    // The dead mount the text would have named is exactly as it was.
+    let mi = o.get("MI");
+    assert_eq!(mi.len(), 2, "{}", o.raw);
+    assert_eq!(mi[0], mi[1]);
+    assert!(o.one("STAT", 1).contains("not connected"));
 }
