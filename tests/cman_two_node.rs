@@ -118,12 +118,17 @@ impl Lab {
 
     /// Runs the module with `args` (validate defaults to false here; PATH holds the stand-ins).
     fn run(&self, args: Value, env: &[(&str, String)]) -> Res {
+        self.run_bin(Path::new(BIN), args, env)
+    }
+
+    /// [`Lab::run`] with another build of the module.
+    fn run_bin(&self, bin: &Path, args: Value, env: &[(&str, String)]) -> Res {
         let mut a = json!({"validate": false});
         for (k, v) in args.as_object().unwrap() {
             a[k] = v.clone();
         }
         let f = self.dir.write("args.json", serde_json::to_vec(&a).unwrap());
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin);
         cmd.arg(&f)
             .env(
                 "PATH",
@@ -1271,4 +1276,95 @@ fn ansible_playbook_edits_then_reports_ok() {
     );
     let second = run(&[]);
     assert!(second.contains("changed=0"), "{second}");
+}
+
+/// The release binary `name` as scripts/build.sh leaves it in build/modules, when it is there
+/// and newer than the sources; else the test is skipped (a failure under PVE2NODE_E2E=1,
+/// where scripts/test.sh has just built it).
+fn release_bin(name: &str) -> Option<PathBuf> {
+    let root = common::repo_root();
+    let bin = root.join("build/modules").join(name);
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let newest_source = [
+        root.join("modules").join(name).join("main.rs"),
+        root.join("library/protocol.rs"),
+        root.join("library/run.rs"),
+        root.join("library/edit.rs"),
+    ]
+    .iter()
+    .filter_map(|p| mtime(p))
+    .max();
+    let why = match (mtime(&bin), newest_source) {
+        (None, _) => format!("{} does not exist", bin.display()),
+        (Some(b), Some(s)) if b < s => format!("{} is older than its sources", bin.display()),
+        _ => return Some(bin),
+    };
+    if std::env::var("PVE2NODE_E2E").as_deref() == Ok("1") {
+        panic!("{why}; run bash scripts/build.sh");
+    }
+    eprintln!("SKIP release binary test: {why} (run bash scripts/build.sh)");
+    None
+}
+
+/// The test hooks are honoured by debug builds only: the release binary ignores
+/// PVE2NODE_PVE_DIR, PVE2NODE_COROSYNC_LOCAL and PVE2NODE_BACKUP_DIR. Safe on any host: the
+/// default target is only looked up in check mode (nothing is written, and the reported path
+/// must be the real /etc/pve one); the run that writes edits a file in the test's dir, with
+/// stand-in tools on PATH. The debug binary, given the same, follows the hooks (so the test
+/// can fail).
+#[test]
+fn release_binary_ignores_the_test_hooks() {
+    let Some(release) = release_bin("cman_two_node") else {
+        return;
+    };
+    let lab = Lab::new("c2n-release");
+    std::fs::create_dir_all(lab.path("pve")).unwrap();
+    lab.write("pve/corosync.conf", &fixture("pve8/corosync.conf"));
+    let local = lab.write("local-corosync.conf", &fixture("pve8/corosync.conf"));
+    lab.write("flag-follows", "on");
+    let env = [
+        ("PVE2NODE_PVE_DIR", p(&lab.path("pve"))),
+        ("PVE2NODE_COROSYNC_LOCAL", p(&local)),
+        ("PVE2NODE_BACKUP_DIR", p(&lab.path("backups"))),
+    ];
+    // 1. No path, check mode: the target comes from the real /etc/pve, not the hook's dir.
+    let check = json!({"_ansible_check_mode": true});
+    let r = lab.run_bin(&release, check.clone(), &env);
+    let shown = r.json.to_string();
+    assert!(shown.contains("/etc/pve/"), "{shown}");
+    assert!(!shown.contains(&p(lab.dir.path())), "{shown}");
+    let d = lab.run(check, &env);
+    assert_eq!(
+        d.json["path"],
+        p(&lab.path("pve/corosync.conf")),
+        "the debug build follows the hook: {}",
+        d.json
+    );
+    assert_eq!(lab.read("pve/corosync.conf"), fixture("pve8/corosync.conf"));
+
+    // 2. An explicit path in the hook's "pmxcfs dir": the release binary does not count it as
+    //    /etc/pve (no wait for a pmxcfs copy, the backup beside the file, not in the hook's
+    //    backup dir).
+    let f = lab.path("pve/corosync.conf");
+    let args = json!({"path": p(&f), "backup": true, "timeout": 2});
+    let r = lab.run_bin(&release, args.clone(), &env);
+    assert!(!r.failed() && r.changed(), "{}", r.json);
+    assert_eq!(lab.calls(), vec!["corosync-cfgtool -R"]);
+    let b = PathBuf::from(r.json["backup_file"].as_str().unwrap());
+    assert_eq!(
+        b.parent(),
+        Some(lab.path("pve").as_path()),
+        "{}",
+        b.display()
+    );
+    assert!(!lab.path("backups").exists());
+    // The debug binary, from the same start: waits for pmxcfs's copy, which never comes.
+    std::fs::remove_file(&b).unwrap();
+    lab.write("pve/corosync.conf", &fixture("pve8/corosync.conf"));
+    let _ = std::fs::remove_file(lab.path("calls"));
+    let d = lab.run(args, &env);
+    assert!(d.failed() && d.changed(), "{}", d.json);
+    assert!(d.msg().contains("pmxcfs did not copy it"), "{}", d.msg());
+    assert!(lab.calls().is_empty());
+    assert!(lab.path("backups").is_dir());
 }
