@@ -1110,6 +1110,102 @@ fn verify_tool(format: Format) -> (Vec<String>, &'static str) {
     }
 }
 
+/// The result of the write (before any activation): what changed, the versions, the diff.
+fn written_outcome(
+    path: &Path,
+    format: Format,
+    before: &str,
+    plan: &Plan,
+    applied: &edit::Applied,
+    check_mode: bool,
+) -> Outcome {
+    let msg = if !applied.changed {
+        format!("{} is already in the wanted state", path.display())
+    } else if check_mode {
+        format!("{} would be changed (check mode)", path.display())
+    } else {
+        format!(
+            "{} changed, config_version {} -> {}",
+            path.display(),
+            plan.version_before,
+            plan.version_after
+        )
+    };
+    let mut out = Outcome::new(applied.changed, msg)
+        .with("format", format.name())
+        .with("path", path.display().to_string())
+        .with("config_version_before", plan.version_before)
+        .with("config_version_after", plan.version_after)
+        .with("nodes", plan.nodes)
+        .with("activated", Value::Null)
+        .with("runtime_flags", Value::Null);
+    if let Some(b) = &applied.backup_file {
+        out.set("backup_file", b.display().to_string());
+    }
+    if applied.changed {
+        out.diff = Some(edit::diff(path, before, &plan.text));
+    }
+    out
+}
+
+/// After the activation: the verification decides, and one result says what happened (a
+/// failed second reload after pmxcfs's own is a warning when the cluster took the change,
+/// part of the one failure when it did not).
+fn verdict(
+    ctx: &mut Ctx,
+    w: &Written,
+    s: &Settings,
+    env: &Env,
+    activated: &Activated,
+    mut out: Outcome,
+) -> Result<Outcome, Failure> {
+    let (tool, flag) = verify_tool(w.format);
+    let second = activated.second_reload_failed.as_ref();
+    if !s.verify {
+        return match second {
+            Some(what) => Err(w.after_command(
+                format!(
+                    "the reload after pmxcfs's own failed: {what}; pmxcfs normally reloads the cluster itself on this node, set verify: true to check whether the running cluster took it"
+                ),
+                &activated.json,
+            )),
+            None => Ok(out),
+        };
+    }
+    match verify(w.format, s.want.present, s.timeout) {
+        Ok(flags) => {
+            if let Some(what) = second {
+                ctx.warn(format!(
+                    "the reload after pmxcfs's own failed ({what}), but pmxcfs had already reloaded the cluster on this node (it does when the file is renamed in {}) and `{}` shows the wanted {flag} state",
+                    env.pve_dir.display(),
+                    tool.join(" ")
+                ));
+            }
+            out.set("runtime_flags", json!(flags));
+            Ok(out)
+        }
+        Err(last) => {
+            let hint = if w.format == Format::Cman {
+                " (on PVE 3 a two_node change may need cman restarted on both nodes; unconfirmed, see activate_command)"
+            } else {
+                ""
+            };
+            let reload = second
+                .map(|what| format!("; the reload after pmxcfs's own also failed: {what}"))
+                .unwrap_or_default();
+            Err(w.after_command(
+                format!(
+                    "the running cluster did not take it: `{}` did not {} the {flag} flag within {} s (last: {last}){reload}{hint}",
+                    tool.join(" "),
+                    if s.want.present { "show" } else { "drop" },
+                    s.timeout.as_secs()
+                ),
+                &activated.json,
+            ))
+        }
+    }
+}
+
 fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
     let env = Env::read(ctx);
     let path = target(ctx.params.str("path"), &env)?;
@@ -1132,35 +1228,7 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
 
     let in_pve = edit::resolve(&path)?.starts_with(&env.pve_dir);
     let applied = write_with_retry(ctx, &path, &before, &plan, &s, &env, in_pve)?;
-
-    let mut out = Outcome::new(
-        applied.changed,
-        if !applied.changed {
-            format!("{} is already in the wanted state", path.display())
-        } else if ctx.check_mode {
-            format!("{} would be changed (check mode)", path.display())
-        } else {
-            format!(
-                "{} changed, config_version {} -> {}",
-                path.display(),
-                plan.version_before,
-                plan.version_after
-            )
-        },
-    )
-    .with("format", format.name())
-    .with("path", path.display().to_string())
-    .with("config_version_before", plan.version_before)
-    .with("config_version_after", plan.version_after)
-    .with("nodes", plan.nodes)
-    .with("activated", Value::Null)
-    .with("runtime_flags", Value::Null);
-    if let Some(b) = &applied.backup_file {
-        out.set("backup_file", b.display().to_string());
-    }
-    if applied.changed {
-        out.diff = Some(edit::diff(&path, &before, &plan.text));
-    }
+    let mut out = written_outcome(&path, format, &before, &plan, &applied, ctx.check_mode);
     if !applied.changed || ctx.check_mode || !s.activate {
         return Ok(out);
     }
@@ -1174,52 +1242,7 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
     let a = activation(format, &s.activate_command, in_pve, env.local(format));
     let activated = activate(&a, &w, s.timeout, &plan.text)?;
     out.set("activated", activated.json.clone());
-    let (tool, flag) = verify_tool(format);
-    if !s.verify {
-        if let Some(what) = &activated.second_reload_failed {
-            return Err(w.after_command(
-                format!(
-                    "the reload after pmxcfs's own failed: {what}; pmxcfs normally reloads the cluster itself on this node, set verify: true to check whether the running cluster took it"
-                ),
-                &activated.json,
-            ));
-        }
-        return Ok(out);
-    }
-    match verify(format, s.want.present, s.timeout) {
-        Ok(flags) => {
-            if let Some(what) = &activated.second_reload_failed {
-                ctx.warn(format!(
-                    "the reload after pmxcfs's own failed ({what}), but pmxcfs had already reloaded the cluster on this node (it does when the file is renamed in {}) and `{}` shows the wanted {flag} state",
-                    env.pve_dir.display(),
-                    tool.join(" ")
-                ));
-            }
-            out.set("runtime_flags", json!(flags));
-            Ok(out)
-        }
-        Err(last) => {
-            let hint = if format == Format::Cman {
-                " (on PVE 3 a two_node change may need cman restarted on both nodes; unconfirmed, see activate_command)"
-            } else {
-                ""
-            };
-            let reload = activated
-                .second_reload_failed
-                .as_ref()
-                .map(|what| format!("; the reload after pmxcfs's own also failed: {what}"))
-                .unwrap_or_default();
-            Err(w.after_command(
-                format!(
-                    "the running cluster did not take it: `{}` did not {} the {flag} flag within {} s (last: {last}){reload}{hint}",
-                    tool.join(" "),
-                    if s.want.present { "show" } else { "drop" },
-                    s.timeout.as_secs()
-                ),
-                &activated.json,
-            ))
-        }
-    }
+    verdict(ctx, &w, &s, &env, &activated, out)
 }
 
 fn main() {

@@ -934,6 +934,25 @@ fn outcome_with(o: Outcome, fields: Vec<(&'static str, Value)>) -> Outcome {
     fields.into_iter().fold(o, |o, (k, v)| o.with(k, v))
 }
 
+/// Check mode, or nothing to do: the diagnosis and the planned actions.
+fn planned_outcome(t: &Target, before: &Diagnosis, actions: &[Action]) -> Outcome {
+    let path = t.path.display();
+    let msg = if actions.is_empty() {
+        format!("{path} is healthy")
+    } else {
+        format!(
+            "{path} is {}: would {}",
+            before.state.name(),
+            summary(actions)
+        )
+    };
+    let planned: Vec<Value> = actions.iter().map(|a| a.planned_json(&t.path)).collect();
+    outcome_with(
+        Outcome::new(!actions.is_empty(), msg),
+        fields(&t.path, before, Some(before), planned.into()),
+    )
+}
+
 /// Phase: perform the plan; the diagnosis after it, or the failure with what was done.
 fn execute(
     p: &Params,
@@ -983,20 +1002,7 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
         ));
     }
     if ctx.check_mode || actions.is_empty() {
-        let msg = if actions.is_empty() {
-            format!("{path} is healthy")
-        } else {
-            format!(
-                "{path} is {}: would {}",
-                before.state.name(),
-                summary(&actions)
-            )
-        };
-        let planned: Vec<Value> = actions.iter().map(|a| a.planned_json(&t.path)).collect();
-        return Ok(outcome_with(
-            Outcome::new(!actions.is_empty(), msg),
-            fields(&t.path, &before, Some(&before), planned.into()),
-        ));
+        return Ok(planned_outcome(&t, &before, &actions));
     }
     // Phase: execution, then the verdict.
     let mut report = Report::default();
@@ -1294,6 +1300,30 @@ mod tests {
         // Nothing is mounted at a plain directory.
         let table = mounts::read_self().unwrap();
         assert_eq!(resolve(&base.join("mnt")).unwrap().mount(&table), None);
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    /// Once resolved, the target is reached through its open parent directory: a parent
+    /// swapped for a symlink to another tree afterwards (what another user with write access
+    /// to the grandparent could do) does not redirect it.
+    #[test]
+    fn a_parent_swapped_after_the_resolution_does_not_redirect() {
+        let base = std::env::temp_dir().join(format!("fr-swap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("a/mnt")).unwrap();
+        std::fs::create_dir_all(base.join("evil/mnt")).unwrap();
+        std::fs::write(base.join("a/mnt/mine"), "").unwrap();
+        let real = std::fs::canonicalize(&base).unwrap();
+        let t = resolve(&base.join("a/mnt")).unwrap();
+        std::fs::rename(base.join("a"), base.join("a-old")).unwrap();
+        std::os::unix::fs::symlink("evil", base.join("a")).unwrap();
+        // The string path now leads elsewhere; the target does not.
+        assert!(!base.join("a/mnt/mine").exists());
+        assert!(t.via().join("mine").exists());
+        assert_eq!(
+            std::fs::canonicalize(t.via()).unwrap(),
+            real.join("a-old/mnt")
+        );
         let _ = std::fs::remove_dir_all(&base);
     }
 
