@@ -654,6 +654,30 @@ fn backup_of_a_file_in_the_pmxcfs_dir_is_kept_outside_it() {
         ("PVE2NODE_PVE_DIR", p(&lab.path("pve"))),
         ("PVE2NODE_BACKUP_DIR", p(&dir)),
     ];
+    // A backup dir others can write is refused, before anything is written.
+    std::fs::create_dir_all(&dir).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let r = lab.run(
+        json!({"path": p(&f), "backup": true, "activate": false}),
+        &env,
+    );
+    assert!(r.failed() && !r.changed(), "{}", r.json);
+    assert!(r.msg().contains("cannot back up"), "{}", r.msg());
+    assert!(r.msg().contains("writable by it alone"), "{}", r.msg());
+    assert_eq!(lab.read("pve/corosync.conf"), fixture("pve8/corosync.conf"));
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // A killed run's temp file (its pid is gone) is removed; a live run's is left alone.
+    let dead = (400_000..4_000_000u32)
+        .find(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        .unwrap();
+    let stale = format!(".corosync.conf.{dead}.2026-01-01@00:00:00~.tmp");
+    let live = format!(
+        ".corosync.conf.{}.2026-01-01@00:00:00~.tmp",
+        std::process::id()
+    );
+    std::fs::write(dir.join(&stale), "partial").unwrap();
+    std::fs::write(dir.join(&live), "in progress").unwrap();
     let r = lab.run(
         json!({"path": p(&f), "backup": true, "activate": false}),
         &env,
@@ -680,8 +704,8 @@ fn backup_of_a_file_in_the_pmxcfs_dir_is_kept_outside_it() {
         v
     };
     assert_eq!(names(&lab.path("pve")), vec!["corosync.conf"]);
-    assert_eq!(names(&dir), vec![name]);
-    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(names(&dir), vec![live.clone(), name]);
+    std::fs::remove_file(dir.join(&live)).unwrap();
     let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
     // Unchanged on the second run: no new backup.

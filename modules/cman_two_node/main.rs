@@ -767,7 +767,7 @@ fn refused_without_quorum(e: &EditError) -> bool {
 /// Written under a temp name and renamed into its name only once complete and fsynced.
 fn backup_outside(path: &Path, before: &str, dir: &Path) -> Result<PathBuf, Failure> {
     use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
     let fail = |what: String| {
         Failure::new(format!(
             "cannot back up {} to {}: {what}; nothing was written",
@@ -780,6 +780,18 @@ fn backup_outside(path: &Path, before: &str, dir: &Path) -> Result<PathBuf, Fail
         .mode(0o700)
         .create(dir)
         .map_err(|e| fail(pve2node::io_reason(&e)))?;
+    // The directory must be ours alone: no symlink, owned by this user, writable by no one else.
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| fail(pve2node::io_reason(&e)))?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if !meta.is_dir() || meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return Err(fail(format!(
+            "it is not a directory owned by uid {me} and writable by it alone (mode {:o}, owner {}); fix or remove it",
+            meta.mode() & 0o7777,
+            meta.uid()
+        )));
+    }
+    remove_stale_temps(dir);
     let name = edit::backup_name(path)
         .file_name()
         .map(|n| n.to_os_string())
@@ -809,6 +821,32 @@ fn backup_outside(path: &Path, before: &str, dir: &Path) -> Result<PathBuf, Fail
         let _ = d.sync_all();
     }
     Ok(dest)
+}
+
+/// Removes the temp files (`.<backup name>.tmp`) of killed runs from the backup directory: the
+/// backup name holds the pid of the run that made it; one whose process is gone is stale.
+fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if let Some(pid) = stale_temp_pid(&name) {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// Pure: the pid in a backup temp name `.<file>.<pid>.<time>~.tmp`, else None.
+fn stale_temp_pid(name: &str) -> Option<u32> {
+    let inner = name.strip_prefix('.')?.strip_suffix("~.tmp")?;
+    let mut parts = inner.rsplitn(3, '.');
+    let _time = parts.next()?;
+    let pid = parts.next()?.parse().ok()?;
+    parts.next()?;
+    Some(pid)
 }
 
 /// Phase 4, write-with-retry: the backup (outside /etc/pve for a file inside it), then the
