@@ -1392,3 +1392,11 @@ fn release_binary_ignores_the_test_hooks() {
     assert!(lab.calls().is_empty());
     assert!(lab.path("backups").is_dir());
 }
+
+#[test]
+fn empty_path_is_named_not_a_missing_file() {
+    let lab = Lab::new("c2n-empty");
+    let r = lab.run(json!({"path": "", "_ansible_check_mode": true}), &[]);
+    assert!(r.failed() && !r.changed(), "{}", r.json);
+    assert!(r.msg().starts_with("path is empty;"), "{}", r.msg());
+}

@@ -540,6 +540,11 @@ impl Env {
 /// Phase 1, target: the `path` parameter, else the cluster file pmxcfs holds.
 fn target(path: Option<&str>, env: &Env) -> Result<PathBuf, Failure> {
     if let Some(s) = path {
+        if s.trim().is_empty() {
+            return Err(Failure::new(
+                "path is empty; set it to the cluster file (e.g. /etc/pve/corosync.conf), or leave it out to use the one in /etc/pve",
+            ));
+        }
         return Ok(PathBuf::from(s));
     }
     let c = env.pve_dir.join("corosync.conf");

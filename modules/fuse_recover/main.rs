@@ -64,6 +64,16 @@ enum ParamError {
     StartShell(String),
 }
 
+/// A value as error messages show it: whole when short, else its first 100 characters and its
+/// length (a huge input is never echoed whole).
+fn shown(v: &str) -> String {
+    const MAX: usize = 100;
+    match v.char_indices().nth(MAX) {
+        None => v.to_string(),
+        Some((end, _)) => format!("{}… ({} bytes in all)", &v[..end], v.len()),
+    }
+}
+
 /// The validated parameters, in the form the pure functions use.
 #[derive(Debug, Clone, PartialEq)]
 struct Params {
@@ -86,13 +96,13 @@ fn start_argv(
     if !start_command.is_empty() {
         if let [one] = start_command {
             if one.trim() != one || one.contains(' ') && !Path::new(one).exists() {
-                return Err(ParamError::StartShell(one.clone()));
+                return Err(ParamError::StartShell(shown(one)));
             }
         }
         return Ok(start_command.to_vec());
     }
     if !plain_unit_name(service) {
-        return Err(ParamError::Service(service.to_string()));
+        return Err(ParamError::Service(shown(service)));
     }
     let systemd = match manager {
         "systemd" => true,
@@ -132,7 +142,7 @@ fn normal_path(p: &str) -> Result<PathBuf, ParamError> {
         || path.components().any(|c| c == Component::ParentDir)
         || p.contains('\0')
     {
-        return Err(ParamError::Path(p.to_string()));
+        return Err(ParamError::Path(shown(p)));
     }
     Ok(path.components().collect())
 }
@@ -140,7 +150,7 @@ fn normal_path(p: &str) -> Result<PathBuf, ParamError> {
 fn check_health_file(h: &str) -> Result<String, ParamError> {
     let p = Path::new(h);
     if p.is_absolute() || p.components().any(|c| c == Component::ParentDir) || h.contains('\0') {
-        return Err(ParamError::HealthFile(h.to_string()));
+        return Err(ParamError::HealthFile(shown(h)));
     }
     Ok(h.to_string())
 }
@@ -1242,7 +1252,7 @@ mod tests {
         ] {
             assert_eq!(
                 start_argv(&[], bad, "auto", false),
-                Err(ParamError::Service(bad.into()))
+                Err(ParamError::Service(shown(bad)))
             );
         }
         let shell = s(&["/etc/init.d/pve-cluster start"]);
@@ -1325,6 +1335,20 @@ mod tests {
             real.join("a-old/mnt")
         );
         let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn long_values_are_cut_in_messages() {
+        assert_eq!(shown("pve-cluster"), "pve-cluster");
+        let long = "é".repeat(5000);
+        let s = shown(&long);
+        assert!(s.starts_with(&"é".repeat(100)), "{s}");
+        assert!(s.ends_with("… (10000 bytes in all)"), "{s}");
+        assert!(s.chars().count() < 130);
+        let msg = start_argv(&[], &long, "systemd", true)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.len() < 600, "{}", msg.len());
     }
 
     #[test]
