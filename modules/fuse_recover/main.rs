@@ -199,18 +199,20 @@ impl Target {
             None => self.path.clone(),
         }
     }
-    /// The mount on top at exactly the mount point: the mount of the file the kernel opens
-    /// there (its `mnt_id`), if that mount's mount point is this path; else nothing is mounted.
+    /// The mount on top at exactly the mount point: the mount the kernel enters when it looks
+    /// the name up in the opened parent directory, when that is another mount than the
+    /// parent's (by mount id, so a rename of a directory in the path meanwhile does not
+    /// matter); else nothing is mounted there.
     fn mount(&self, table: &[Mount]) -> Option<Mount> {
-        let opened = match &self.parent {
-            Some(dir) => open_at(dir, &self.name).ok()?,
-            None => open_path(&self.path, 0).ok()?,
+        let (id, parent_id) = match &self.parent {
+            Some(dir) => (mount_id(&open_at(dir, &self.name).ok()?)?, mount_id(dir)?),
+            // `/` is always the root of a mount.
+            None => (mount_id(&open_path(&self.path, 0).ok()?)?, u64::MAX),
         };
-        let id = mount_id(&opened)?;
-        table
-            .iter()
-            .find(|m| m.id == id && m.mount_point == self.path)
-            .cloned()
+        if id == parent_id {
+            return None;
+        }
+        table.iter().find(|m| m.id == id).cloned()
     }
 }
 
