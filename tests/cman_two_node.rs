@@ -1400,3 +1400,88 @@ fn empty_path_is_named_not_a_missing_file() {
     assert!(r.failed() && !r.changed(), "{}", r.json);
     assert!(r.msg().starts_with("path is empty;"), "{}", r.msg());
 }
+
+/// Inside /etc/pve a write refused for want of quorum (here: a read-only tmpfs, EROFS, in a
+/// private mount namespace) is retried until `timeout`: it succeeds once the filesystem is
+/// writable again, and fails with the no-quorum hint when it never is (the file untouched,
+/// `changed: false`).
+#[test]
+fn write_refused_without_quorum_is_retried_until_timeout() {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let unshare = root
+        && Command::new("unshare")
+            .args(["-m", "--propagation", "private", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !unshare {
+        if std::env::var("PVE2NODE_E2E").as_deref() == Ok("1") {
+            panic!("cannot make a private mount namespace (root and unshare -m needed) and PVE2NODE_E2E=1");
+        }
+        eprintln!(
+            "SKIP write_refused_without_quorum_is_retried_until_timeout: not root or no unshare -m"
+        );
+        return;
+    }
+    let lab = Lab::new("c2n-ro");
+    std::fs::create_dir_all(lab.path("pve")).unwrap();
+    let conf = fixture("pve8/corosync.conf");
+    lab.write("conf", &conf);
+    for (name, timeout) in [("late", 10), ("never", 1)] {
+        lab.write(
+            &format!("{name}.json"),
+            &serde_json::to_string(&json!({
+                "path": p(&lab.path("pve/corosync.conf")),
+                "activate": false,
+                "validate": false,
+                "timeout": timeout,
+            }))
+            .unwrap(),
+        );
+    }
+    let script = r#"set -u
+T="$1"; B="$2"; P="$T/pve"
+mount -t tmpfs lab-pve "$P" && cp "$T/conf" "$P/corosync.conf" && mount -o remount,ro "$P" || exit 9
+# Writable again half a second after the module started.
+( sleep 0.5; mount -o remount,rw "$P" ) & W=$!
+echo "LATE $("$B" "$T/late.json")"; wait $W
+echo "LATE_FILE $(grep -c 'two_node: 1' "$P/corosync.conf")"
+cp "$T/conf" "$P/corosync.conf"; mount -o remount,ro "$P"
+echo "NEVER $("$B" "$T/never.json")"
+echo "NEVER_FILE $(grep -c 'two_node: 1' "$P/corosync.conf")"
+"#;
+    let out = Command::new("timeout")
+        .args(["-k", "5", "60", "unshare", "-m", "--propagation", "private"])
+        .args(["bash", "-c", script, "scenario"])
+        .arg(lab.dir.path())
+        .arg(BIN)
+        .env("PVE2NODE_PVE_DIR", p(&lab.path("pve")))
+        .env("TMPDIR", lab.dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let raw = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let line = |key: &str| -> String {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} ")))
+            .unwrap_or_else(|| panic!("no {key} in:\n{raw}"))
+            .to_string()
+    };
+    let late: Value = serde_json::from_str(&line("LATE")).unwrap();
+    assert_eq!(late["failed"], false, "{late}\n{raw}");
+    assert_eq!(late["changed"], true);
+    assert_eq!(line("LATE_FILE"), "1", "{raw}");
+    let never: Value = serde_json::from_str(&line("NEVER")).unwrap();
+    assert_eq!(never["failed"], true, "{never}");
+    assert_eq!(never["changed"], false);
+    let msg = never["msg"].as_str().unwrap();
+    assert!(msg.contains("Read-only file system"), "{msg}");
+    assert!(
+        msg.contains("is read-only while this node has no quorum"),
+        "{msg}"
+    );
+    assert_eq!(line("NEVER_FILE"), "0", "{raw}");
+    // The pmxcfs dir (tmpfs) went with the namespace: the lab dir's own pve is empty.
+    assert!(std::fs::read_dir(lab.path("pve")).unwrap().next().is_none());
+}
