@@ -1,7 +1,7 @@
-//! Unit tests of safe file editing and of the unified diff.
+//! Unit tests of safe file editing.
 use super::*;
-use crate::testing::Rng;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 /// A temporary directory removed on drop (also when the test fails).
 struct Tmp(PathBuf);
@@ -70,7 +70,7 @@ fn write_changes_bytes_and_leaves_no_temp_file() {
         r,
         Applied {
             changed: true,
-            backup_file: None
+            ..Applied::default()
         }
     );
     assert_eq!(fs::read_to_string(&f).unwrap(), AFTER);
@@ -128,14 +128,64 @@ fn new_file_through_a_missing_path_is_created() {
     assert_eq!(t.names(), vec!["new"]);
 }
 
+/// The pid of a process that has ended (a child already waited for).
+fn dead_pid() -> u32 {
+    let mut c = std::process::Command::new("true").spawn().unwrap();
+    let pid = c.id();
+    c.wait().unwrap();
+    pid
+}
+
 #[test]
-fn stale_hidden_temp_file_does_not_block_the_write() {
+fn stale_temp_files_of_dead_runs_are_removed_live_ones_kept() {
     let t = Tmp::new("stale");
     let f = t.write("hosts", BEFORE.as_bytes());
-    t.write(&format!(".hosts.{}.tmp", std::process::id()), b"junk");
-    apply_real(&f, BEFORE, AFTER);
+    let dead = dead_pid();
+    // An old-style leftover and a new-style one of a dead run, one of this (live) process, and
+    // one of another file: only the first two go.
+    t.write(&format!(".hosts.{dead}.tmp"), b"junk");
+    t.write(
+        &format!(".hosts.{dead}.0123456789abcdef.pve2node-tmp"),
+        b"junk",
+    );
+    let live = format!(
+        ".hosts.{}.fedcba9876543210.pve2node-tmp",
+        std::process::id()
+    );
+    t.write(&live, b"junk");
+    t.write(&format!(".other.{dead}.tmp"), b"junk");
+    let r = apply_real(&f, BEFORE, AFTER);
     assert_eq!(fs::read_to_string(&f).unwrap(), AFTER);
-    assert_eq!(t.names(), vec!["hosts"]);
+    let mut want = vec![format!(".other.{dead}.tmp"), live, "hosts".to_string()];
+    want.sort();
+    assert_eq!(t.names(), want);
+    assert_eq!(r.notes.len(), 2, "{:?}", r.notes);
+    assert!(
+        r.notes[0].contains("a temp file left by an interrupted run"),
+        "{:?}",
+        r.notes
+    );
+}
+
+#[test]
+fn temp_names_are_unpredictable_and_exclusive() {
+    let t = Tmp::new("tmpname");
+    let f = t.write("hosts", BEFORE.as_bytes());
+    let tgt = Target::open(&f).unwrap();
+    let (a, b) = (tgt.temp_name(), tgt.temp_name());
+    assert_ne!(a, b);
+    let prefix = format!(".hosts.{}.", std::process::id());
+    assert!(
+        a.starts_with(&prefix) && a.ends_with(".pve2node-tmp"),
+        "{a}"
+    );
+    assert_eq!(a.len(), prefix.len() + 16 + ".pve2node-tmp".len(), "{a}");
+    // A symlink planted under a temp name is never followed: O_EXCL|O_NOFOLLOW refuses it.
+    let victim = t.write("victim", b"keep\n");
+    symlink(&victim, t.join(&a)).unwrap();
+    let e = tgt.create_filled(&a, b"evil").unwrap_err();
+    assert_eq!(e.errno, Some(libc::EEXIST));
+    assert_eq!(fs::read(&victim).unwrap(), b"keep\n");
 }
 
 #[test]
@@ -165,7 +215,7 @@ fn check_mode_writes_nothing() {
         r,
         Applied {
             changed: true,
-            backup_file: None
+            ..Applied::default()
         }
     );
     assert_eq!(fs::read_to_string(&f).unwrap(), BEFORE);
@@ -552,7 +602,7 @@ fn readonly_directory_gives_a_clear_error() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// diff and unified_diff
+// diff
 
 #[test]
 fn diff_headers_name_the_file() {
@@ -566,249 +616,6 @@ fn diff_headers_name_the_file() {
             after_header: "/etc/hosts (after)".into(),
         }
     );
-}
-
-fn ud(a: &str, b: &str) -> String {
-    unified_diff(a, b, "a/f", "b/f")
-}
-
-#[test]
-fn unified_diff_equal_texts_is_empty() {
-    assert_eq!(ud("", ""), "");
-    assert_eq!(ud(BEFORE, BEFORE), "");
-}
-
-#[test]
-fn unified_diff_one_changed_line() {
-    assert_eq!(
-        ud("a\nb\nc\n", "a\nB\nc\n"),
-        "--- a/f\n+++ b/f\n@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n"
-    );
-    assert_eq!(ud("x\n", "y\n"), "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-x\n+y\n");
-}
-
-#[test]
-fn unified_diff_added_line_at_end() {
-    assert_eq!(
-        ud("a\nb\n", "a\nb\nc\n"),
-        "--- a/f\n+++ b/f\n@@ -1,2 +1,3 @@\n a\n b\n+c\n"
-    );
-    assert_eq!(ud("", "y\n"), "--- a/f\n+++ b/f\n@@ -0,0 +1 @@\n+y\n");
-    assert_eq!(ud("y\n", ""), "--- a/f\n+++ b/f\n@@ -1 +0,0 @@\n-y\n");
-}
-
-#[test]
-fn unified_diff_missing_final_newline() {
-    assert_eq!(
-        ud("a\nb", "a\nb\n"),
-        "--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n a\n-b\n\\ No newline at end of file\n+b\n"
-    );
-    assert_eq!(
-        ud("a\n", "a\nb"),
-        "--- a/f\n+++ b/f\n@@ -1 +1,2 @@\n a\n+b\n\\ No newline at end of file\n"
-    );
-}
-
-#[test]
-fn unified_diff_keeps_crlf() {
-    assert_eq!(
-        ud("a\r\nb\r\n", "a\r\nc\r\n"),
-        "--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n a\r\n-b\r\n+c\r\n"
-    );
-    // A line ending change alone is a change.
-    assert_eq!(
-        ud("a\n", "a\r\n"),
-        "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+a\r\n"
-    );
-}
-
-fn numbered(n: usize, change: &[(usize, &str)]) -> String {
-    (1..=n)
-        .map(|i| {
-            change
-                .iter()
-                .find(|(k, _)| *k == i)
-                .map(|(_, s)| format!("{s}\n"))
-                .unwrap_or_else(|| format!("{i}\n"))
-        })
-        .collect()
-}
-
-#[test]
-fn unified_diff_hunks_like_diff_u() {
-    // Output of `diff -u` for the same files (GNU diffutils).
-    let a = numbered(20, &[]);
-    assert_eq!(
-        ud(&a, &numbered(20, &[(4, "X"), (11, "Y")])),
-        "--- a/f\n+++ b/f\n@@ -1,14 +1,14 @@\n 1\n 2\n 3\n-4\n+X\n 5\n 6\n 7\n 8\n 9\n 10\n-11\n+Y\n 12\n 13\n 14\n",
-        "6 unchanged lines between changes: one hunk"
-    );
-    assert_eq!(
-        ud(&a, &numbered(20, &[(4, "X"), (12, "Y")])),
-        "--- a/f\n+++ b/f\n@@ -1,7 +1,7 @@\n 1\n 2\n 3\n-4\n+X\n 5\n 6\n 7\n@@ -9,7 +9,7 @@\n 9\n 10\n 11\n-12\n+Y\n 13\n 14\n 15\n",
-        "7 unchanged lines between changes: two hunks"
-    );
-}
-
-/// Applies a unified diff produced by `unified_diff` to `a` (test oracle).
-fn patch(a: &str, diff: &str) -> String {
-    let a_lines = lines_with_ends(a);
-    let mut out = String::new();
-    let mut pos = 0usize; // next unread line of a
-    let mut lines = diff.split_inclusive('\n').skip(2).peekable();
-    while let Some(h) = lines.next() {
-        assert!(h.starts_with("@@ -"), "hunk header expected: {h:?}");
-        let range = h[4..].split(' ').next().unwrap();
-        let (start, count) = match range.split_once(',') {
-            Some((s, c)) => (s.parse::<usize>().unwrap(), c.parse::<usize>().unwrap()),
-            None => (range.parse::<usize>().unwrap(), 1),
-        };
-        let first = if count == 0 { start } else { start - 1 };
-        while pos < first {
-            out.push_str(a_lines[pos]);
-            pos += 1;
-        }
-        while let Some(l) = lines.peek() {
-            if l.starts_with("@@") {
-                break;
-            }
-            let l = lines.next().unwrap();
-            let (op, body) = l.split_at(1);
-            let no_eol = lines.peek().is_some_and(|n| n.starts_with("\\ No newline"));
-            let body = if no_eol {
-                lines.next();
-                body.strip_suffix('\n').unwrap()
-            } else {
-                body
-            };
-            match op {
-                " " => {
-                    assert_eq!(a_lines[pos], body, "context mismatch");
-                    out.push_str(body);
-                    pos += 1;
-                }
-                "-" => {
-                    assert_eq!(a_lines[pos], body, "removed line mismatch");
-                    pos += 1;
-                }
-                "+" => out.push_str(body),
-                _ => panic!("bad diff line {l:?}"),
-            }
-        }
-    }
-    for l in &a_lines[pos..] {
-        out.push_str(l);
-    }
-    out
-}
-
-fn random_text(r: &mut Rng) -> String {
-    const LINES: &[&str] = &["a\n", "b\n", "c\n", "a\r\n", "\n", "d", "127.0.0.1 x\n"];
-    let n = r.below(25);
-    let mut s: String = (0..n).map(|_| LINES[r.below(LINES.len())]).collect();
-    // "d" without newline only makes sense at the end; elsewhere it merges with the next line.
-    if r.below(3) == 0 {
-        s.push_str("tail");
-    }
-    s
-}
-
-#[test]
-fn property_unified_diff_patches_before_into_after() {
-    let mut r = Rng::new(0x1234_5678_9ABC_DEF1);
-    for _ in 0..3000 {
-        let a = random_text(&mut r);
-        let b = if r.below(2) == 0 {
-            random_text(&mut r)
-        } else {
-            // A small edit of a.
-            let mut l: Vec<String> = lines_with_ends(&a).iter().map(|s| s.to_string()).collect();
-            if !l.is_empty() {
-                let i = r.below(l.len());
-                match r.below(3) {
-                    0 => {
-                        l.remove(i);
-                    }
-                    1 => l.insert(i, "new\n".into()),
-                    _ => l[i] = "changed\n".into(),
-                }
-            }
-            l.concat()
-        };
-        let d = ud(&a, &b);
-        if a == b {
-            assert_eq!(d, "");
-            continue;
-        }
-        assert_eq!(patch(&a, &d), b, "a={a:?} b={b:?} diff:\n{d}");
-        // Every hunk has at most 3 context lines at its ends.
-        for h in d.split("@@ -").skip(1) {
-            let body: Vec<&str> = h.lines().skip(1).collect();
-            let lead = body.iter().take_while(|l| l.starts_with(' ')).count();
-            assert!(lead <= 3, "{d}");
-        }
-    }
-}
-
-#[test]
-fn unified_diff_of_a_huge_file_is_one_small_hunk() {
-    let n = 200_000;
-    let a = numbered(n, &[]);
-    let b = numbered(n, &[(123_456, "changed")]);
-    let d = ud(&a, &b);
-    assert_eq!(
-        d,
-        "--- a/f\n+++ b/f\n@@ -123453,7 +123453,7 @@\n 123453\n 123454\n 123455\n-123456\n+changed\n 123457\n 123458\n 123459\n"
-    );
-    // Many scattered changes stay linear too (each hunk small).
-    let many: Vec<(usize, &str)> = (1..n).step_by(1000).map(|i| (i, "z")).collect();
-    let c = numbered(n, &many);
-    let d = ud(&a, &c);
-    assert_eq!(d.matches("@@ -").count(), many.len());
-    assert_eq!(patch(&a, &d), c);
-}
-
-/// Length of the longest common subsequence of lines (test oracle, quadratic).
-fn lcs_len(a: &[&str], b: &[&str]) -> usize {
-    let mut row = vec![0usize; b.len() + 1];
-    for x in a {
-        let mut diag = 0;
-        for (j, y) in b.iter().enumerate() {
-            let up = row[j + 1];
-            row[j + 1] = if x == y { diag + 1 } else { up.max(row[j]) };
-            diag = up;
-        }
-    }
-    row[b.len()]
-}
-
-#[test]
-fn property_edit_script_is_minimal() {
-    let mut r = Rng::new(0xC0FF_EE00_1234_5678);
-    for _ in 0..2000 {
-        let (a, b) = (random_text(&mut r), random_text(&mut r));
-        let (la, lb) = (lines_with_ends(&a), lines_with_ends(&b));
-        let script = edit_script(&la, &lb);
-        let changed = script.iter().filter(|(op, _)| *op != ' ').count();
-        assert_eq!(
-            changed,
-            la.len() + lb.len() - 2 * lcs_len(&la, &lb),
-            "a={a:?} b={b:?}"
-        );
-    }
-}
-
-#[test]
-fn unified_diff_of_totally_different_big_texts_falls_back_to_replace() {
-    let a: String = (0..3000).map(|i| format!("a{i}\n")).collect();
-    let b: String = (0..3000).map(|i| format!("b{i}\n")).collect();
-    let d = ud(&a, &b);
-    assert!(
-        d.starts_with("--- a/f\n+++ b/f\n@@ -1,3000 +1,3000 @@\n-a0\n"),
-        "{}",
-        &d[..60]
-    );
-    assert_eq!(patch(&a, &d), b);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -519,36 +519,14 @@ fn output_text(o: &run::Output) -> String {
 
 /// Runs `corosync -t -c` on `text` written to a private temp file (never inside /etc/pve).
 fn corosync_check(corosync: &Path, text: &str, tag: &str) -> Result<run::Output, String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = std::env::temp_dir().join(format!(
-        "pve2node-cman_two_node-{}-{tag}.conf",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&tmp);
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(text.as_bytes()));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(format!(
-            "cannot write {}: {}",
-            tmp.display(),
-            pve2node::io_reason(&e)
-        ));
-    }
+    let tmp = edit::Scratch::new(&format!("cman_two_node-{tag}"), text.as_bytes())?;
     let argv = vec![
         corosync.display().to_string(),
         "-t".into(),
         "-c".into(),
-        tmp.display().to_string(),
+        tmp.path().display().to_string(),
     ];
-    let r = run::run(&argv, Duration::from_secs(30));
-    let _ = std::fs::remove_file(&tmp);
-    r.map_err(|e| e.to_string())
+    run::run(&argv, Duration::from_secs(30)).map_err(|e| e.to_string())
 }
 
 /// corosync's own verdict on the new text. exit 0: valid. `parser error` / `Value of key` /
