@@ -566,7 +566,10 @@ fn blocklist_sized_file_is_planned_in_linear_time() {
     // Ad-blocking hosts files (StevenBlack & co.) have 100k+ `0.0.0.0 name` lines. Finding the
     // aligned column used to count every line's column against every other line (quadratic).
     let text = blocklist(100_000);
-    let pl = plan(&text, &pin("tartanpion", "172.16.0.1")).unwrap();
+    let p = pin("tartanpion", "172.16.0.1");
+    let t0 = std::time::Instant::now();
+    let pl = plan(&text, &p).unwrap();
+    let first = t0.elapsed().as_secs_f64();
     assert!(pl
         .after
         .ends_with("0.0.0.0 ads99999.example.com\n172.16.0.1 tartanpion\n"));
@@ -575,12 +578,12 @@ fn blocklist_sized_file_is_planned_in_linear_time() {
         vec!["127.0.1.1 tartanpion.elao.local tartanpion"]
     );
     assert_eq!(pl.resolves_to, ip("172.16.0.1"));
-    // Four times the lines take about four times as long; quadratic would be sixteen.
-    let (small, big) = (blocklist(20_000), blocklist(80_000));
-    let p = pin("tartanpion", "172.16.0.1");
+    // A quarter of the lines takes about a quarter of the time; quadratic would be 1/16.
+    // (The fastest runs: the first one also pays for page faults.)
+    let t4 = first.min(fastest(|| drop(plan(&text, &p).unwrap())));
+    let small = blocklist(25_000);
     let t1 = fastest(|| drop(plan(&small, &p).unwrap()));
-    let t4 = fastest(|| drop(plan(&big, &p).unwrap()));
-    assert!(t4 / t1 < 9.0, "20k lines {t1:.3} s, 80k lines {t4:.3} s");
+    assert!(t4 / t1 < 9.0, "25k lines {t1:.3} s, 100k lines {t4:.3} s");
 }
 
 fn with_aliases(n: usize) -> Params {
@@ -618,7 +621,7 @@ fn many_aliases_are_handled_in_linear_time() {
     dup.aliases.push("ALIAS1.example.com".into());
     dup.aliases.push("Tartanpion".into());
     assert_eq!(check(&dup).unwrap().names.len(), 4);
-    let (a, b) = (with_aliases(20_000), with_aliases(80_000));
+    let (a, b) = (with_aliases(5_000), with_aliases(20_000));
     let t1 = fastest(|| drop(plan(DEBIAN, &a).unwrap()));
     let t4 = fastest(|| drop(plan(DEBIAN, &b).unwrap()));
     assert!(
