@@ -88,8 +88,12 @@ pub enum EditError {
     Write(String, OsError),
     #[error("cannot back up {0}: {1}")]
     Backup(String, OsError),
-    #[error("refusing to edit {file}: its directory {dir} can be written by uid {uid}, who is neither root nor the file's owner, and has no sticky bit; make the directory writable by root or the owner only (chmod go-w, chown root)")]
-    UnsafeDir { file: String, dir: String, uid: u32 },
+    #[error("refusing to edit {file}: its directory {dir} {why}, so another user could swap the file; make the directory writable by root or the file's owner only (chown root, chmod go-w)")]
+    UnsafeDir {
+        file: String,
+        dir: String,
+        why: String,
+    },
     #[error("{0} changed while it was being edited (another writer, or a symlink swapped); nothing was written, run the task again")]
     Changed(String),
     #[error("{0} is being edited by process {1} (its saved copy {2} exists); run the task again when that process has ended")]
@@ -367,12 +371,26 @@ impl Target {
         let foreign_owner = d.st_uid != 0 && d.st_uid != owner;
         let group_w = d.st_mode & 0o020 != 0 && d.st_gid != 0;
         let other_w = d.st_mode & 0o002 != 0;
-        if foreign_owner || ((group_w || other_w) && !sticky) {
-            let uid = if foreign_owner { d.st_uid } else { u32::MAX };
+        let why = if foreign_owner {
+            Some(format!(
+                "belongs to uid {} (neither root nor the file's owner)",
+                d.st_uid
+            ))
+        } else if other_w && !sticky {
+            Some("is writable by every user and has no sticky bit".to_string())
+        } else if group_w && !sticky {
+            Some(format!(
+                "is writable by group gid {} and has no sticky bit",
+                d.st_gid
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
             return Err(EditError::UnsafeDir {
                 file: shown,
                 dir: show(&dir_path),
-                uid,
+                why,
             });
         }
         let mut t = Target {

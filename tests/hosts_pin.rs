@@ -416,7 +416,7 @@ fn a_directory_others_can_write_is_refused() {
         assert_refused(
             &r,
             &format!(
-                "refusing to edit {}: its directory {} can be written by",
+                "refusing to edit {}: its directory {} is writable by every user and has no sticky bit, so another user could swap the file",
                 hosts.display(),
                 sub.display()
             ),

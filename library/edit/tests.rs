@@ -363,6 +363,93 @@ fn symlink_loop_is_refused_clearly() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The file read is the file written; directories others can write
+
+#[test]
+fn a_symlink_swapped_after_the_read_is_refused_and_nothing_written() {
+    let t = Tmp::new("swap");
+    let a = t.write("a", BEFORE.as_bytes());
+    let b = t.write("b", b"other text\n");
+    let link = t.join("hosts");
+    symlink("a", &link).unwrap();
+    let before = read_text(&link).unwrap();
+    // Another process points the link elsewhere before the write.
+    fs::remove_file(&link).unwrap();
+    symlink("b", &link).unwrap();
+    let e = apply(&link, &before, AFTER, false, true, TempStyle::Hidden).unwrap_err();
+    assert_eq!(e, EditError::Changed(link.display().to_string()));
+    assert!(
+        e.to_string().contains("changed while it was being edited"),
+        "{e}"
+    );
+    assert_eq!(fs::read(&b).unwrap(), b"other text\n");
+    assert_eq!(fs::read_to_string(&a).unwrap(), BEFORE);
+    assert_eq!(
+        t.names(),
+        vec!["a", "b", "hosts"],
+        "no backup, no temp file"
+    );
+    // A Target holds its directory: swapping the link after it was opened changes nothing.
+    symlink("a", t.join("h2")).unwrap();
+    let mut tgt = Target::open(&t.join("h2")).unwrap();
+    fs::remove_file(t.join("h2")).unwrap();
+    symlink("b", t.join("h2")).unwrap();
+    tgt.write(AFTER.as_bytes(), false, TempStyle::Hidden)
+        .unwrap();
+    assert_eq!(fs::read_to_string(&a).unwrap(), AFTER);
+    assert_eq!(fs::read(&b).unwrap(), b"other text\n");
+}
+
+#[test]
+fn a_directory_others_can_write_is_refused() {
+    let t = Tmp::new("strict");
+    let f = t.write("hosts", BEFORE.as_bytes());
+    let dir = t.0.display().to_string();
+    for mode in [0o777, 0o757] {
+        fs::set_permissions(&t.0, fs::Permissions::from_mode(mode)).unwrap();
+        let e = read_text(&f).unwrap_err();
+        assert!(
+            matches!(&e, EditError::UnsafeDir { file, dir: d, .. } if *file == f.display().to_string() && *d == dir),
+            "{mode:o}: {e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "refusing to edit {}: its directory {dir} is writable by every user and has no sticky bit, so another user could swap the file; make the directory writable by root or the file's owner only (chown root, chmod go-w)",
+                f.display()
+            )
+        );
+        assert!(apply(&f, BEFORE, AFTER, false, false, TempStyle::Hidden).is_err());
+    }
+    // A sticky directory (as /tmp) and one only its owner writes are fine.
+    for mode in [0o1777, 0o755] {
+        fs::set_permissions(&t.0, fs::Permissions::from_mode(mode)).unwrap();
+        assert_eq!(read_text(&f).unwrap(), BEFORE, "{mode:o}");
+    }
+    if is_root() {
+        // Group-writable: refused unless the group is root's.
+        fs::set_permissions(&t.0, fs::Permissions::from_mode(0o775)).unwrap();
+        std::os::unix::fs::chown(&t.0, None, Some(0)).unwrap();
+        assert_eq!(read_text(&f).unwrap(), BEFORE);
+        std::os::unix::fs::chown(&t.0, None, Some(65534)).unwrap();
+        assert!(matches!(
+            read_text(&f),
+            Err(EditError::UnsafeDir { why, .. }) if why == "is writable by group gid 65534 and has no sticky bit"
+        ));
+        fs::set_permissions(&t.0, fs::Permissions::from_mode(0o755)).unwrap();
+        // A directory owned by another user than root and the file's owner.
+        std::os::unix::fs::chown(&t.0, Some(65534), None).unwrap();
+        assert!(matches!(
+            read_text(&f),
+            Err(EditError::UnsafeDir { why, .. }) if why == "belongs to uid 65534 (neither root nor the file's owner)"
+        ));
+        std::os::unix::fs::chown(&f, Some(65534), None).unwrap();
+        assert_eq!(read_text(&f).unwrap(), BEFORE, "the owner's own directory");
+        std::os::unix::fs::chown(&t.0, Some(0), None).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Backup
 
 /// Checks `<file>.<pid>.YYYY-MM-DD@HH:MM:SS~`.
@@ -512,6 +599,12 @@ fn readonly_checks(dir: &Path) {
     assert!(
         msg.contains("Read-only file system") || msg.contains("Permission denied"),
         "{msg}"
+    );
+    // The errno is kept for callers that retry on it.
+    assert!(
+        matches!(e.errno(), Some(libc::EROFS | libc::EACCES)),
+        "{:?}",
+        e.errno()
     );
     let e = apply(&f, BEFORE, AFTER, false, true, TempStyle::DotNew).unwrap_err();
     assert!(
