@@ -202,9 +202,10 @@ fn is_type(st: &libc::stat, t: libc::mode_t) -> bool {
     st.st_mode & libc::S_IFMT == t
 }
 
-/// The path the kernel resolved an opened fd to.
-fn fd_path(fd: RawFd) -> std::io::Result<PathBuf> {
-    fs::read_link(format!("/proc/self/fd/{fd}"))
+/// The path the kernel resolved an opened fd to; without /proc, `path` resolved by realpath
+/// (safe either way: the caller checks that the directory found holds the very inode opened).
+fn fd_path(fd: RawFd, path: &Path) -> std::io::Result<PathBuf> {
+    fs::read_link(format!("/proc/self/fd/{fd}")).or_else(|_| fs::canonicalize(path))
 }
 
 fn pid_alive(pid: i32) -> bool {
@@ -303,6 +304,8 @@ impl Target {
             _ => EditError::Read(shown.clone(), OsError::io("", e)),
         };
         // 1. The kernel resolves the whole path (its symlink protections apply).
+        // For a missing file: the directory the kernel resolved, to check the one opened below.
+        let mut parent_st = None;
         let (real, file) = match open_raw(None, path.as_os_str(), libc::O_PATH, 0) {
             Ok(fd) => {
                 let st = fstat(fd.as_raw_fd()).map_err(|e| rerr(&e))?;
@@ -312,7 +315,10 @@ impl Target {
                 if !is_type(&st, libc::S_IFREG) {
                     return Err(EditError::NotRegular(shown));
                 }
-                (fd_path(fd.as_raw_fd()).map_err(|e| rerr(&e))?, Some(st))
+                (
+                    fd_path(fd.as_raw_fd(), path).map_err(|e| rerr(&e))?,
+                    Some(st),
+                )
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 // Missing (or a dangling symlink): its directory must exist.
@@ -331,8 +337,11 @@ impl Target {
                     0,
                 )
                 .map_err(|e| rerr(&e))?;
+                parent_st = Some(fstat(pfd.as_raw_fd()).map_err(|e| rerr(&e))?);
                 (
-                    fd_path(pfd.as_raw_fd()).map_err(|e| rerr(&e))?.join(name),
+                    fd_path(pfd.as_raw_fd(), &parent)
+                        .map_err(|e| rerr(&e))?
+                        .join(name),
                     None,
                 )
             }
@@ -364,9 +373,13 @@ impl Target {
             (None, Err(e)) if e.raw_os_error() == Some(libc::ENOENT) => {}
             _ => return Err(EditError::Changed(shown)),
         }
-        // 3. StrictModes: nobody but root and the file's owner may write the directory.
-        let owner = file.map_or_else(|| unsafe { libc::geteuid() }, |st| st.st_uid);
         let d = fstat(dir.as_raw_fd()).map_err(|e| rerr(&e))?;
+        if parent_st.is_some_and(|p| !same_file(&p, &d)) {
+            return Err(EditError::Changed(shown));
+        }
+        // 3. StrictModes: nobody but root and the file's owner may write the directory.
+        // SAFETY: geteuid has no preconditions.
+        let owner = file.map_or_else(|| unsafe { libc::geteuid() }, |st| st.st_uid);
         let sticky = d.st_mode & libc::S_ISVTX != 0;
         let foreign_owner = d.st_uid != 0 && d.st_uid != owner;
         let group_w = d.st_mode & 0o020 != 0 && d.st_gid != 0;
@@ -464,7 +477,8 @@ impl Target {
     /// Names in the directory starting with `.<name>.` (our temp and saved files).
     fn ours(&self) -> Vec<String> {
         let prefix = format!(".{}.", self.name_str());
-        let Ok(rd) = fs::read_dir(format!("/proc/self/fd/{}", self.dir.as_raw_fd())) else {
+        let by_fd = fs::read_dir(format!("/proc/self/fd/{}", self.dir.as_raw_fd()));
+        let Ok(rd) = by_fd.or_else(|_| fs::read_dir(&self.dir_path)) else {
             return Vec::new();
         };
         let mut v: Vec<String> = rd
@@ -792,7 +806,8 @@ pub fn resolve(path: &Path) -> Result<PathBuf, EditError> {
             // Resolution only: the refusal comes when the file is read or written.
             let fd = open_raw(None, path.as_os_str(), libc::O_PATH, 0)
                 .map_err(|e| EditError::Read(show(path), OsError::io("", &e)))?;
-            fd_path(fd.as_raw_fd()).map_err(|e| EditError::Read(show(path), OsError::io("", &e)))
+            fd_path(fd.as_raw_fd(), path)
+                .map_err(|e| EditError::Read(show(path), OsError::io("", &e)))
         }
         Err(e) => Err(e),
     }

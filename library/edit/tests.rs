@@ -701,6 +701,129 @@ fn readonly_directory_gives_a_clear_error() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// In a private mount namespace: a bind-mounted target written in place (its old bytes saved
+// and restored by the next locate when a run died), and no /proc (paths found by realpath).
+
+const NS_ENV: &str = "PVE2NODE_EDIT_NS_CHILD";
+
+fn mount_on(src: Option<&Path>, dst: &Path, fstype: Option<&str>, flags: libc::c_ulong) {
+    let c = |p: &Path| std::ffi::CString::new(p.display().to_string()).unwrap();
+    let (s, d) = (src.map(c), c(dst));
+    let t = fstype.map(|t| std::ffi::CString::new(t).unwrap());
+    // SAFETY: mount(2) with valid NUL-terminated strings or NULL, in the private mount
+    // namespace this process was started in.
+    let rc = unsafe {
+        libc::mount(
+            s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            d.as_ptr(),
+            t.as_ref().map_or(std::ptr::null(), |t| t.as_ptr()),
+            flags,
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "mount {dst:?}: {}", std::io::Error::last_os_error());
+}
+
+fn namespace_checks(dir: &Path) {
+    // A bind-mounted file: rename over it is refused (EBUSY), so it is written in place.
+    let src = dir.join("src");
+    fs::write(&src, BEFORE).unwrap();
+    let f = dir.join("hosts");
+    fs::write(&f, "").unwrap();
+    mount_on(Some(&src), &f, None, libc::MS_BIND);
+    let ino = fs::metadata(&f).unwrap().ino();
+    let r = apply(&f, BEFORE, AFTER, false, true, TempStyle::Hidden).unwrap();
+    assert!(r.changed);
+    assert_eq!(
+        fs::read_to_string(&src).unwrap(),
+        AFTER,
+        "same inode, new bytes"
+    );
+    assert_eq!(fs::metadata(&f).unwrap().ino(), ino);
+    let b = r.backup_file.expect("backup");
+    assert_eq!(fs::read_to_string(&b).unwrap(), BEFORE);
+    fs::remove_file(&b).unwrap();
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["hosts", "src"], "no saved copy or temp file left");
+    // A run that died in the middle left a cut file and the saved old bytes: the next locate
+    // restores them and says so.
+    let dead = dead_pid();
+    let saved = dir.join(format!(".hosts.{dead}.pve2node-saved"));
+    fs::write(&saved, AFTER).unwrap();
+    fs::write(&src, "127.0.0.1 loc").unwrap();
+    let t = Target::open(&f).unwrap();
+    assert_eq!(t.bytes(), AFTER.as_bytes());
+    assert_eq!(t.notes().len(), 1, "{:?}", t.notes());
+    assert!(
+        t.notes()[0].contains(
+            "was interrupted while writing it in place; its old bytes were restored from"
+        ),
+        "{:?}",
+        t.notes()
+    );
+    assert!(!saved.exists());
+    assert_eq!(fs::read_to_string(&src).unwrap(), AFTER);
+    // A saved copy of a live process: another edit is under way, refused.
+    let live = dir.join(format!(".hosts.{}.pve2node-saved", std::process::id()));
+    fs::write(&live, BEFORE).unwrap();
+    assert!(matches!(read_text(&f), Err(EditError::Busy(..))));
+    fs::remove_file(&live).unwrap();
+
+    // Without /proc the kernel's answer is not readable: realpath, checked against the inode.
+    let proc_dir = Path::new("/proc");
+    mount_on(None, proc_dir, Some("tmpfs"), 0);
+    let real = dir.join("real");
+    fs::write(&real, BEFORE).unwrap();
+    let link = dir.join("link");
+    symlink("real", &link).unwrap();
+    assert_eq!(resolve(&link).unwrap(), real);
+    apply(&link, BEFORE, AFTER, false, false, TempStyle::Hidden).unwrap();
+    assert_eq!(fs::read_to_string(&real).unwrap(), AFTER);
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    println!("NS-CHILD-OK");
+}
+
+#[test]
+fn bind_mounted_target_and_no_proc_in_a_private_namespace() {
+    if let Some(dir) = std::env::var_os(NS_ENV) {
+        return namespace_checks(Path::new(&dir));
+    }
+    if !is_root() {
+        return skip("needs root for a mount namespace");
+    }
+    let t = Tmp::new("ns");
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("timeout")
+        .args(["60", "unshare", "-m", "--propagation", "private", "--"])
+        .arg(exe)
+        .args([
+            "edit::tests::bind_mounted_target_and_no_proc_in_a_private_namespace",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(NS_ENV, &t.0)
+        .output()
+        .expect("run unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("unshare failed") {
+        return skip(&format!("no mount namespaces here: {stderr}"));
+    }
+    assert!(
+        out.status.success() && stdout.contains("NS-CHILD-OK"),
+        "child failed:\n{stdout}\n{stderr}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // diff
 
 #[test]
