@@ -415,8 +415,12 @@ impl Target {
             notes: Vec::new(),
         };
         t.recover()?;
-        if file.is_some() {
-            t.existing = Some(t.read_now()?);
+        if let Some(st) = file {
+            let (now, bytes) = t.read_now()?;
+            if !same_file(&st, &now) {
+                return Err(EditError::Changed(t.shown));
+            }
+            t.existing = Some((now, bytes));
         }
         Ok(t)
     }
