@@ -584,7 +584,10 @@ fn symlink_swap_race_by_another_user_never_writes_foreign_text() {
         .collect();
     let secret_text = format!("127.0.0.1 localhost\n# root only\n{padding}");
     let evil = format!("{EVIL}{padding}");
-    let exe = std::env::current_exe().unwrap();
+    // A copy of this test binary user nobody can run (the build tree may sit under /root).
+    let exe = t.join("swapper");
+    fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
     let mut swapper = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(exe)
