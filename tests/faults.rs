@@ -619,6 +619,7 @@ fn symlink_swap_race_by_another_user_never_writes_foreign_text() {
         );
         if r["failed"] == true {
             refused += 1;
+            eprintln!("refused: {}", r["msg"]);
         } else if r["changed"] == true {
             edited += 1;
         }
