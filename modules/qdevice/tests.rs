@@ -130,7 +130,7 @@ fn absent_removes_the_block_and_can_put_two_node_back() {
             )
     );
     // A later run (device already gone) does not add two_node on its own.
-    assert!(!plan_absent(&PVE8, true).unwrap().changed);
+    assert!(!plan_absent(PVE8, true).unwrap().changed);
 }
 
 #[test]
