@@ -712,6 +712,40 @@ mod tests {
     }
 
     #[test]
+    fn real_certificates_from_corosync_qnetd() {
+        let ca = include_str!("../../tests/fixtures/qdevice/certs/qnetd-cacert.crt");
+        let crt = include_bytes!("../../tests/fixtures/qdevice/certs/cluster-qdlab.crt");
+        let crq = include_bytes!("../../tests/fixtures/qdevice/certs/qdevice-net-node.crq");
+        let other = include_bytes!("../../tests/fixtures/qdevice/certs/other-key.crq");
+        let oc = include_bytes!("../../tests/fixtures/qdevice/certs/othercluster.crq");
+        let ca_der = der_from_text(ca).unwrap();
+        let ca = cert_info(&ca_der).unwrap();
+        assert_eq!(ca.subject_cn.as_deref(), Some("QNet CA"));
+        let c = cert_info(crt).unwrap();
+        assert_eq!(c.subject_cn.as_deref(), Some("qdlab"));
+        assert_eq!(c.issuer_cn.as_deref(), Some("QNet CA"));
+        // valid 100 years (1200 months)
+        assert!(c.not_after - c.not_before > 99 * 365 * 86_400);
+        assert!(c.not_before <= now_unix() + 86_400);
+        let (cn, k) = request_info(crq).unwrap();
+        assert_eq!(cn.as_deref(), Some("qdlab"));
+        assert_eq!(k, c.spki);
+        let (cn, k2) = request_info(other).unwrap();
+        assert_eq!(cn.as_deref(), Some("qdlab"));
+        assert_ne!(k2, c.spki);
+        assert_eq!(request_info(oc).unwrap().0.as_deref(), Some("othercluster"));
+        // A certificate is not a request and the other way round.
+        assert!(request_info(crt).is_none() || request_info(crt).unwrap().1 != c.spki);
+        assert!(cert_info(crq).is_none());
+        // base64 round trip as the controller carries them
+        assert_eq!(der_from_text(&b64_encode(crt)).unwrap(), crt.to_vec());
+        assert_eq!(
+            der_from_text(&pem("CERTIFICATE", crt)).unwrap(),
+            crt.to_vec()
+        );
+    }
+
+    #[test]
     fn truncated_der_never_panics() {
         let c = cert("x", 1, "21261201072220Z");
         for n in 0..c.len() {
