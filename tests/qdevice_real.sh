@@ -58,7 +58,6 @@ cleanup() {
   local rc=$? n p pids=()
   set +e
   trap - EXIT INT TERM
-  disown -a 2>/dev/null
   # every process in our network namespaces (daemons, copiers, anchors), by PID
   for n in "${NSS[@]}"; do
     [[ -e /run/netns/$n ]] || continue
@@ -153,8 +152,9 @@ for h in n1 n2 q; do
   d=$LAB/$h
   mkdir -p "$d"/{etc.upper,etc.work,corosync,varlib,varlog,run,root,tmp}
   case $h in n1) net=qdn1 ;; n2) net=qdn2 ;; q) net=qdqnetd ;; esac
-  setsid ip netns exec "$net" unshare -m -u --propagation private sleep infinity </dev/null >/dev/null 2>&1 &
-  ANCHOR[$h]=$!
+  # (started from a subshell, so they are not jobs of this script: no "Killed" notices)
+  (setsid ip netns exec "$net" unshare -m -u --propagation private sleep infinity </dev/null >/dev/null 2>&1 & echo $! >"$d/anchor.pid")
+  ANCHOR[$h]=$(cat "$d/anchor.pid")
 done
 anchor_ready() { [[ $(cat "/proc/$1/comm" 2>/dev/null) == sleep && $(readlink "/proc/$1/ns/mnt") != "$hostmnt" ]]; }
 for h in n1 n2 q; do
@@ -242,8 +242,8 @@ chmod 755 "$LAB/bin/copier" "$LAB/bin/qdstop"
 for h in n1 n2; do
   install -m 0400 "$LAB/authkey" "$LAB/$h/corosync/authkey"
   cp "$LAB/pve/corosync.conf" "$LAB/$h/corosync/corosync.conf"
-  on $h "$LAB/bin/copier" </dev/null >/dev/null 2>&1 &
-  on $h corosync -f </dev/null >"$LAB/$h/corosync.out" 2>&1 &
+  (on $h "$LAB/bin/copier" </dev/null >/dev/null 2>&1 &)
+  (on $h corosync -f </dev/null >"$LAB/$h/corosync.out" 2>&1 &)
 done
 for h in n1 n2; do
   wait_for 30 quorate $h || fail "corosync on $h not quorate: $(qt $h)"
@@ -259,7 +259,7 @@ CA=$(j "$R" ca_certificate)
 [[ -f $LAB/q/corosync/qnetd/nssdb/qnetd-cacert.crt ]] || fail "the qnetd CA is not in the qnetd host's /etc/corosync"
 ok q qnetd '{}' false
 [[ $(j "$R" qnetd running) == false ]] || fail "qnetd should report not running yet: $R"
-on q corosync-qnetd -f </dev/null >"$LAB/q/qnetd.out" 2>&1 &
+(on q corosync-qnetd -f </dev/null >"$LAB/q/qnetd.out" 2>&1 &)
 wait_for 10 on q corosync-qnetd-tool -s || fail "corosync-qnetd does not answer"
 
 # ---------------------------------------------------------------- QDevice setup, as a playbook would
@@ -277,8 +277,19 @@ R=$(mod n1 qdevice "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d[
 R=$(mod n1 qdevice "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["_ansible_check_mode"]=True; d["_ansible_diff"]=True; print(json.dumps(d))' "$CFG")")
 [[ $(j "$R" changed) == true && $(j "$R" diff after) == *"host: $QNETD_ADDR"* && $(j "$R" commands) == *corosync-qdevice* ]] ||
   fail "check mode should plan the change: $R"
+# a node offline (the link cut under two_node: n1 stays quorate alone, n2 is not a member)
+ip -n qdn1 link set qd12 down
+ip -n qdn2 link set qd21 down
+alone() { [[ $(qt n1) == *"Nodes:            1"* ]]; }
+wait_for 30 alone || fail "n1 did not lose n2 after the link cut"
+R=$(mod n1 qdevice "$CFG")
+[[ $(j "$R" failed) == true && $(j "$R" msg) == *"node n2 (nodeid 2) is offline"* ]] || fail "an offline node was not refused: $R"
+ip -n qdn1 link set qd12 up
+ip -n qdn2 link set qd21 up
+both2() { quorate n1 && quorate n2 && [[ $(qt n1) == *"Nodes:            2"* && $(qt n2) == *"Nodes:            2"* ]]; }
+wait_for 30 both2 || fail "the nodes did not rejoin after the link came back"
 [[ $(sha256sum <"$LAB/pve/corosync.conf") == "$sum0" ]] || fail "a refusal or check mode changed corosync.conf"
-log "refusals (member as host, two_node with a device) and check mode left corosync.conf untouched"
+log "refusals (member as host, two_node with a device, a node offline) and check mode left corosync.conf untouched"
 
 t1=$EPOCHREALTIME
 CAJ=$(jq_args step ca ca_certificate "$CA")
@@ -353,9 +364,9 @@ a=0 b=0
 quorate n1 && a=1
 quorate n2 && b=1
 ((a + b == 1)) || fail "link cut: the split did not hold 3 s later (n1 $a, n2 $b)"
-winner=n2
-((a)) && winner=n1
-log "link cut: exactly one node quorate ($winner) after ${t_cut} s, still so 3 s later"
+((a)) || fail "link cut: ffsplit's tie-breaker is the lowest node id, so n1 should keep quorum, n2 did"
+[[ $(qt n2) == *"Quorate:          No"* ]] || fail "link cut: n2 should say Quorate: No: $(qt n2)"
+log "link cut: exactly one node quorate (n1, the lowest node id) after ${t_cut} s, still so 3 s later"
 ip -n qdn1 link set qd12 up
 ip -n qdn2 link set qd21 up
 th=$EPOCHREALTIME

@@ -1196,7 +1196,15 @@ fn absent(ctx: &Ctx, env: &Env, path: &Path) -> Result<Outcome, Failure> {
     } else {
         "no quorum device".into()
     };
-    let want_2node = two_node && plan.nodes.len() == 2;
+    // 2Node is expected when the file (now) sets two_node: 1, whoever wrote it.
+    let want_2node = two_node
+        && corosync_conf::parse(&plan.text).is_ok_and(|c| {
+            c.quorum().is_some_and(|q| {
+                c.entries(&plan.text, q, "two_node")
+                    .first()
+                    .is_some_and(|e| e.value.trim() == "1")
+            })
+        });
     verify_phase(ctx, env, out, false, want_2node, plan.nodes.len())
 }
 
