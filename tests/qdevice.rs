@@ -178,6 +178,21 @@ impl Lab {
         lab
     }
 
+    /// This node went through steps ca and certificate/p12 (as the certutil stand-in sees it),
+    /// and corosync-qdevice is installed.
+    fn certs_done(&self) {
+        let db = self.dir.join("qdevice/net/nssdb");
+        std::fs::create_dir_all(&db).unwrap();
+        std::fs::write(db.join("cert9.db"), "").unwrap();
+        std::fs::copy(fx("qdevice/certs/qnetd-cacert.crt"), db.join("ca.txt")).unwrap();
+        std::fs::copy(
+            fx("qdevice/certs/cluster-qdlab.crt"),
+            db.join("cluster.der"),
+        )
+        .unwrap();
+        self.script("corosync-qdevice", "exit 0\n");
+    }
+
     fn script(&self, name: &str, body: &str) {
         use std::os::unix::fs::PermissionsExt;
         let p = self.dir.join("bin").join(name);
@@ -263,6 +278,7 @@ fn ok(r: &common::Run) {
 #[test]
 fn config_switches_two_node_to_the_device_in_one_write_then_is_idempotent() {
     let lab = Lab::new("qd-config");
+    lab.certs_done();
     std::fs::write(lab.conf(), TWO_NODE_CONF).unwrap();
     let r = lab.run(QDEVICE, json!({"step": "config", "host": "10.77.0.3"}));
     ok(&r);
@@ -291,6 +307,7 @@ fn config_switches_two_node_to_the_device_in_one_write_then_is_idempotent() {
 #[test]
 fn config_under_pve_waits_for_the_pmxcfs_copy_before_reloading() {
     let lab = Lab::new("qd-pmxcfs");
+    lab.certs_done();
     std::fs::write(lab.conf(), TWO_NODE_CONF).unwrap();
     let local = lab.dir.join("local-corosync.conf");
     std::fs::write(&local, TWO_NODE_CONF).unwrap();
@@ -341,6 +358,7 @@ fn config_under_pve_waits_for_the_pmxcfs_copy_before_reloading() {
 #[test]
 fn config_on_the_second_node_only_starts_the_daemon() {
     let lab = Lab::new("qd-second");
+    lab.certs_done();
     std::fs::write(lab.conf(), with_device()).unwrap();
     let r = lab.run(QDEVICE, json!({"step": "config", "host": "10.77.0.3"}));
     ok(&r);
@@ -353,6 +371,7 @@ fn config_on_the_second_node_only_starts_the_daemon() {
 #[test]
 fn check_and_diff_mode_plan_without_running_or_writing() {
     let lab = Lab::new("qd-check");
+    lab.certs_done();
     std::fs::write(lab.conf(), TWO_NODE_CONF).unwrap();
     let r = lab.run(
         QDEVICE,
@@ -374,6 +393,7 @@ fn check_and_diff_mode_plan_without_running_or_writing() {
 #[test]
 fn refusals_leave_the_file_untouched() {
     let lab = Lab::new("qd-refuse");
+    lab.certs_done();
     let cases: Vec<(String, Value, &str, Option<&str>)> = vec![
         (TWO_NODE_CONF.into(), json!({"host": "10.77.12.2"}), "is a member of this cluster", None),
         (TWO_NODE_CONF.into(), json!({"host": "qd1"}), "is a member of this cluster", None),
@@ -435,6 +455,66 @@ fn refusals_leave_the_file_untouched() {
             "corosync-cfgtool -R"
         ]
     );
+}
+
+#[test]
+fn config_refuses_before_writing_without_the_daemon_or_certificates() {
+    let lab = Lab::new("qd-preflight");
+    std::fs::write(lab.conf(), TWO_NODE_CONF).unwrap();
+    let r = lab.run(QDEVICE, json!({"step": "config", "host": "10.77.0.3"}));
+    assert!(r.failed());
+    let m = r.msg();
+    assert!(
+        m.starts_with("cannot set up the quorum device on this node, nothing was written"),
+        "{m}"
+    );
+    assert!(
+        m.contains("corosync-qdevice is not installed") && m.contains("run step ca first"),
+        "{m}"
+    );
+    assert_eq!(std::fs::read_to_string(lab.conf()).unwrap(), TWO_NODE_CONF);
+    assert!(lab.calls().is_empty());
+    // check mode: planned anyway, with a warning (the certificate steps before it only planned)
+    let r = lab.run(
+        QDEVICE,
+        json!({"step": "config", "host": "10.77.0.3", "_ansible_check_mode": true}),
+    );
+    ok(&r);
+    assert!(r.changed());
+    assert!(
+        r.json["warnings"]
+            .to_string()
+            .contains("in a real run this would be refused"),
+        "{}",
+        r.stdout
+    );
+    // and the certificate steps in check mode accept the values earlier steps only planned
+    for (step, key) in [
+        ("ca", "ca_certificate"),
+        ("certificate", "certificate"),
+        ("p12", "p12"),
+    ] {
+        let r = lab.run(
+            QDEVICE,
+            json!({"step": step, key: null, "_ansible_check_mode": true}),
+        );
+        ok(&r);
+        assert!(r.changed(), "{step}: {}", r.stdout);
+        let r = lab.run(QDEVICE, json!({"step": step, key: ""}));
+        assert!(r.failed(), "{step}: {}", r.stdout);
+    }
+    let r = lab.run(
+        QNETD,
+        json!({"cluster_name": "qdlab", "request": null, "_ansible_check_mode": true}),
+    );
+    ok(&r);
+    assert!(
+        r.changed() && r.msg().contains("would be signed"),
+        "{}",
+        r.stdout
+    );
+    assert!(lab.calls().is_empty(), "{:?}", lab.calls());
+    assert_eq!(std::fs::read_to_string(lab.conf()).unwrap(), TWO_NODE_CONF);
 }
 
 #[test]

@@ -595,6 +595,9 @@ fn shown(cmd: &[String]) -> Value {
 
 /// step ca: import the qnetd CA into a new node database (or confirm it is the same CA).
 fn step_ca(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
+    if let Some(o) = planned_only(ctx, "ca_certificate", "the qnetd CA") {
+        return Ok(o);
+    }
     let text = ctx.params.str("ca_certificate").ok_or_else(|| {
         Failure::new(
             "step ca needs ca_certificate: the ca_certificate value the qnetd module returned",
@@ -726,7 +729,23 @@ fn step_request(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
 }
 
 /// step certificate: import the signed certificate, export the cluster .p12 (returned).
+/// In check mode an input that an earlier step only planned (so it came back null or empty)
+/// means "would be done": the chain of steps of a playbook runs through under --check.
+fn planned_only(ctx: &Ctx, name: &str, what: &str) -> Option<Outcome> {
+    let missing = ctx.params.str(name).is_none_or(|v| v.trim().is_empty());
+    (ctx.check_mode && missing).then(|| {
+        Outcome::new(
+            true,
+            format!("{what} would be imported (check mode; {name} is not known yet)"),
+        )
+        .with("commands", json!([]))
+    })
+}
+
 fn step_certificate(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
+    if let Some(o) = planned_only(ctx, "certificate", "the cluster certificate") {
+        return Ok(o.with("p12", Value::Null));
+    }
     let text = ctx.params.str("certificate").ok_or_else(|| {
         Failure::new(
             "step certificate needs certificate: the certificate value the qnetd module returned",
@@ -818,6 +837,9 @@ fn step_certificate(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
 
 /// step p12: import the cluster certificate and key on a node (unless it holds one).
 fn step_p12(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
+    if let Some(o) = planned_only(ctx, "p12", "the cluster certificate") {
+        return Ok(o);
+    }
     let text = ctx.params.str("p12").ok_or_else(|| {
         Failure::new(
             "step p12 needs p12: the p12 value the qdevice module returned at step certificate",
@@ -950,7 +972,21 @@ fn write_and_reload(
     Ok(())
 }
 
-fn present_config(ctx: &Ctx, env: &Env, path: &Path) -> Result<Outcome, Failure> {
+fn present_config(ctx: &mut Ctx, env: &Env, path: &Path) -> Result<Outcome, Failure> {
+    let mut warnings = Vec::new();
+    let outcome = present_config_inner(ctx, env, path, &mut warnings);
+    for w in warnings {
+        ctx.warn(w);
+    }
+    outcome
+}
+
+fn present_config_inner(
+    ctx: &Ctx,
+    env: &Env,
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Outcome, Failure> {
     let p = &ctx.params;
     let host = p
         .str("host")
@@ -973,6 +1009,34 @@ fn present_config(ctx: &Ctx, env: &Env, path: &Path) -> Result<Outcome, Failure>
         return Err(Failure::new(
             "start_command and stop_command must hold at least the program to run",
         ));
+    }
+
+    // Phase: preflight. Without corosync-qdevice or this node's certificates the written
+    // device could never give its vote: refuse before writing (in check mode, a warning, since
+    // the certificate steps before it only planned).
+    let mut missing = Vec::new();
+    if run::which("corosync-qdevice").is_none() {
+        missing.push(
+            "corosync-qdevice is not installed (apt-get install corosync-qdevice)".to_string(),
+        );
+    }
+    let nicks = env.nicknames().unwrap_or_default();
+    for (nick, step) in [(CA_NICK, "ca"), (CLUSTER_NICK, "certificate or p12")] {
+        if !nicks.iter().any(|n| n == nick) {
+            missing.push(format!(
+                "{} does not hold `{nick}` (run step {step} first)",
+                env.nssdb().display()
+            ));
+        }
+    }
+    if !missing.is_empty() {
+        let m = missing.join("; ");
+        if !ctx.check_mode {
+            return Err(Failure::new(format!(
+                "cannot set up the quorum device on this node, nothing was written: {m}"
+            )));
+        }
+        warnings.push(format!("in a real run this would be refused: {m}"));
     }
 
     // Phase: membership (read-only; also in check mode).

@@ -169,7 +169,21 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
     let info_only = p.str("state") == Some("info");
     let timeout = p.seconds("timeout", 1, 3600)?;
     let name = p.str("cluster_name").map(str::to_string);
-    let request_text = p.str("request").map(str::to_string);
+    // In check mode a request the node's step only planned (null or empty) means "would sign"
+    // unless this cluster already has a certificate.
+    let dir = ctx
+        .test_hook("PVE2NODE_QNETD_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(QNETD_DIR));
+    let planned_request = ctx.check_mode
+        && p.str("request").is_none_or(|r| r.trim().is_empty())
+        && name
+            .as_deref()
+            .is_some_and(|n| !dir.join(format!("nssdb/cluster-{n}.crt")).exists());
+    let request_text = p
+        .str("request")
+        .filter(|_| !planned_request)
+        .map(str::to_string);
     if let Some(n) = &name {
         check_name(n)?;
     }
@@ -189,10 +203,6 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
             "state info only reports; drop request (or use state present to sign it)",
         ));
     }
-    let dir = ctx
-        .test_hook("PVE2NODE_QNETD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(QNETD_DIR));
     let db = dir.join("nssdb");
 
     // Phase: inspect.
@@ -289,6 +299,11 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
                 }
             }
         }
+    }
+
+    if planned_request {
+        changed = true;
+        msgs.push("the request is not known yet (check mode); it would be signed".into());
     }
 
     // Phase: report.
