@@ -94,7 +94,7 @@ impl Lab {
         );
         lab.script(
             "corosync-qdevice-tool",
-            &format!("echo \"corosync-qdevice-tool $*\" >> {d}/reads\n[ -e {d}/running ] || {{ echo 'Can'\"'\"'t connect to QDevice socket' >&2; exit 1; }}\necho 'Qdevice information'\n"),
+            &format!("echo \"corosync-qdevice-tool $*\" >> {d}/reads\n[ -e {d}/running ] || {{ echo 'Can'\"'\"'t connect to QDevice socket' >&2; exit 1; }}\necho 'Qdevice information'\nif [ -e {d}/qd-host ]; then printf 'QNetd host:\\t\\t%s:5403\\n' \"$(cat {d}/qd-host)\"; fi\n"),
         );
         // start/stop: the running flag, and the view quorumtool shows next.
         lab.script(
@@ -366,6 +366,33 @@ fn config_on_the_second_node_only_starts_the_daemon() {
     assert_eq!(lab.calls(), vec!["qd-start ", "corosync-cfgtool -R"]);
     assert_eq!(r.msg(), "corosync-qdevice started");
     assert_eq!(std::fs::read_to_string(lab.conf()).unwrap(), with_device());
+}
+
+#[test]
+fn a_daemon_running_with_another_host_is_restarted() {
+    let lab = Lab::new("qd-stale");
+    lab.certs_done();
+    // another node switched the file to 10.77.0.3; this node's daemon still uses 10.77.0.9
+    std::fs::write(lab.conf(), with_device()).unwrap();
+    lab.set("running", "");
+    lab.set("view", "qdevice");
+    lab.set("qd-host", "10.77.0.9");
+    let r = lab.run(QDEVICE, json!({"step": "config", "host": "10.77.0.3"}));
+    ok(&r);
+    assert!(r.changed());
+    assert_eq!(
+        lab.calls(),
+        vec!["qd-stop ", "qd-start ", "corosync-cfgtool -R"]
+    );
+    assert_eq!(std::fs::read_to_string(lab.conf()).unwrap(), with_device());
+    // with the right host: nothing to do
+    lab.clear_calls();
+    lab.set("running", "");
+    lab.set("qd-host", "10.77.0.3");
+    let r = lab.run(QDEVICE, json!({"step": "config", "host": "10.77.0.3"}));
+    ok(&r);
+    assert!(!r.changed(), "{}", r.stdout);
+    assert!(lab.calls().is_empty());
 }
 
 #[test]

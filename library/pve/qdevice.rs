@@ -445,6 +445,18 @@ pub fn parse_quorumtool(text: &str) -> Quorum {
     q
 }
 
+/// The qnetd host in `corosync-qdevice-tool -sv` (`QNetd host:  10.77.0.3:5403`), port and
+/// IPv6 brackets removed.
+pub fn qdevice_tool_host(text: &str) -> Option<String> {
+    let v = text.lines().find_map(|l| field(l, "QNetd host:"))?;
+    let host = match v.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.is_empty() => h,
+        _ => v,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| host.to_string())
+}
+
 // ---------------------------------------------------------------- corosync-qnetd-tool
 
 /// `corosync-qnetd-tool -s` fields (`QNetd address`, `TLS`, `Connected clients/clusters`).
@@ -795,6 +807,17 @@ mod tests {
         assert_eq!(q.rows[0].name, "qd1");
         assert!(!q.local_holds_vote());
         assert_eq!(q.device_votes, None);
+    }
+
+    #[test]
+    fn qdevice_tool_shows_the_host() {
+        let t = section(ALL_UP, "===== qd1: corosync-qdevice-tool -sv\n");
+        assert_eq!(qdevice_tool_host(&t).as_deref(), Some("10.77.0.3"));
+        assert_eq!(
+            qdevice_tool_host("QNetd host:\t\t[fd00::3]:5403\n").as_deref(),
+            Some("fd00::3")
+        );
+        assert_eq!(qdevice_tool_host("Qdevice information\n"), None);
     }
 
     #[test]

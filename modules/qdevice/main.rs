@@ -914,14 +914,20 @@ fn quorumtool(timeout: Duration) -> Result<Quorum, String> {
     Ok(q)
 }
 
-/// Is corosync-qdevice running on this node? (`corosync-qdevice-tool -s` answers.)
-fn qdevice_running(timeout: Duration) -> bool {
-    run::run(
-        &argv(&["corosync-qdevice-tool", "-s"]),
+/// corosync-qdevice's own view (`corosync-qdevice-tool -sv`): None when it does not answer
+/// (not running), else the qnetd host it uses (when shown).
+fn qdevice_status(timeout: Duration) -> Option<Option<String>> {
+    let o = run::run(
+        &argv(&["corosync-qdevice-tool", "-sv"]),
         timeout.min(Duration::from_secs(5)),
     )
-    .map(|o| o.success())
-    .unwrap_or(false)
+    .ok()
+    .filter(|o| o.success())?;
+    Some(qd::qdevice_tool_host(&o.stdout))
+}
+
+fn qdevice_running(timeout: Duration) -> bool {
+    qdevice_status(timeout).is_some()
 }
 
 /// Writes the planned text the /etc/pve way, waits for pmxcfs's local copy, reloads.
@@ -1050,8 +1056,13 @@ fn present_config_inner(
         refuse_membership(&q, &plan.nodes)
             .map_err(|e| Failure::new(format!("cannot edit {}: {e}", path.display())))?;
     }
-    let running = qdevice_running(env.timeout);
-    let restart = running && plan.device_changed;
+    let status = qdevice_status(env.timeout);
+    let running = status.is_some();
+    // A daemon that runs with another host (the file was switched by another node) restarts too.
+    let stale = status
+        .flatten()
+        .is_some_and(|h| !h.eq_ignore_ascii_case(&want.host));
+    let restart = running && (plan.device_changed || stale);
     let start = !running || restart;
     let mut commands: Vec<Value> = Vec::new();
     let mut out = Outcome::new(plan.changed || start, "")
