@@ -809,3 +809,167 @@ fn docs_are_valid_for_ansible_doc() {
         }
     }
 }
+
+/// The EXAMPLES flow of qdevice.yml through the real ansible-playbook: three inventory hosts
+/// (n1, n2 in group pve, q in group qnetd) on connection local, each with its own stand-in
+/// world (PATH and test hooks set per host with `environment:`), one shared corosync.conf.
+/// --check on the fresh cluster runs through and changes nothing; the real run switches the
+/// file; a second run reports changed=0 everywhere; the p12 never shows in the output.
+#[test]
+fn playbook_flow_check_real_and_idempotent() {
+    let Some(abin) = common::ansible_bin() else {
+        return;
+    };
+    let top = TempDir::new("qd-play");
+    let (n1, n2, q) = (
+        Lab::new("qd-play-n1"),
+        Lab::new("qd-play-n2"),
+        Lab::new("qd-play-q"),
+    );
+    for l in [&n1, &n2] {
+        l.script("corosync-qdevice", "exit 0\n");
+    }
+    let conf = n1.conf();
+    std::fs::write(&conf, TWO_NODE_CONF).unwrap();
+    let lib = common::ansible_library(&top, &[("qdevice", QDEVICE), ("qnetd", QNETD)]);
+    let host = |name: &str, l: &Lab| {
+        format!(
+            "{name} ansible_connection=local labdir={}",
+            l.dir.path().display()
+        )
+    };
+    let inv = top.write(
+        "inventory",
+        format!(
+            "[pve]\n{}\n{}\n[qnetd]\n{} ansible_host=10.77.0.3\n[all:vars]\nansible_python_interpreter=/nonexistent/python\nconf={}\n",
+            host("n1", &n1),
+            host("n2", &n2),
+            host("q", &q),
+            conf.display()
+        ),
+    );
+    let env = r#"
+  environment:
+    PATH: "{{ labdir }}/bin:/usr/bin:/bin"
+    TMPDIR: "{{ labdir }}"
+    PVE2NODE_QDEVICE_DIR: "{{ labdir }}/qdevice"
+    PVE2NODE_QNETD_DIR: "{{ labdir }}/qnetd"
+    PVE2NODE_PVE_DIR: "{{ labdir }}/no-pve"
+"#;
+    let play = format!(
+        r#"- hosts: qnetd
+  gather_facts: false{env}
+  tasks:
+    - qnetd: {{}}
+      register: qnetd_ca
+- hosts: pve
+  gather_facts: false{env}
+  tasks:
+    - qdevice:
+        step: ca
+        ca_certificate: "{{{{ hostvars[groups.qnetd[0]].qnetd_ca.ca_certificate }}}}"
+        path: "{{{{ conf }}}}"
+    - qdevice:
+        step: request
+        path: "{{{{ conf }}}}"
+      register: qd_request
+      when: inventory_hostname == groups.pve[0]
+- hosts: qnetd
+  gather_facts: false{env}
+  tasks:
+    - qnetd:
+        cluster_name: "{{{{ hostvars[groups.pve[0]].qd_request.cluster_name }}}}"
+        request: "{{{{ hostvars[groups.pve[0]].qd_request.request }}}}"
+      register: qnetd_cert
+- hosts: pve
+  gather_facts: false{env}
+  tasks:
+    - qdevice:
+        step: certificate
+        certificate: "{{{{ hostvars[groups.qnetd[0]].qnetd_cert.certificate }}}}"
+        path: "{{{{ conf }}}}"
+      register: qd_p12
+      no_log: true
+      when: inventory_hostname == groups.pve[0]
+    - qdevice:
+        step: p12
+        p12: "{{{{ hostvars[groups.pve[0]].qd_p12.p12 }}}}"
+        path: "{{{{ conf }}}}"
+    - qdevice:
+        step: config
+        host: "{{{{ hostvars[groups.qnetd[0]].ansible_host }}}}"
+        path: "{{{{ conf }}}}"
+        start_command: ["{{{{ labdir }}}}/bin/qd-start"]
+        stop_command: ["{{{{ labdir }}}}/bin/qd-stop"]
+        timeout: 5
+      throttle: 1
+"#
+    );
+    let pb = top.write("qdevice.yml", play);
+    let run = |check: bool| {
+        let mut c = common::ansible_cmd(&abin, "ansible-playbook", &top, &lib);
+        c.arg("-i").arg(&inv).arg("-v").arg(&pb);
+        if check {
+            c.arg("--check");
+        }
+        let o = c.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (o.status.success(), text)
+    };
+    let recap = |text: &str| -> Vec<String> {
+        text.lines()
+            .skip_while(|l| !l.starts_with("PLAY RECAP"))
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let (okc, text) = run(true);
+    assert!(okc, "check mode failed:\n{text}");
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        TWO_NODE_CONF,
+        "{text}"
+    );
+    for l in [&n1, &n2, &q] {
+        assert!(
+            l.calls().is_empty(),
+            "check mode ran {:?}\n{text}",
+            l.calls()
+        );
+    }
+    let (ok1, text) = run(false);
+    assert!(ok1, "real run failed:\n{text}");
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        with_device(),
+        "{text}"
+    );
+    assert!(
+        !text.contains("UDEyLUJZVEVT"),
+        "the p12 leaked into the output:\n{text}"
+    );
+    assert_eq!(
+        n2.calls(),
+        vec![
+            "corosync-qdevice-net-certutil -i -c",
+            "corosync-qdevice-net-certutil -m -c",
+            "qd-start ",
+            "corosync-cfgtool -R"
+        ],
+        "{text}"
+    );
+    let (ok2, text) = run(false);
+    assert!(ok2, "second run failed:\n{text}");
+    let r = recap(&text);
+    assert_eq!(r.len(), 3, "{text}");
+    assert!(
+        r.iter()
+            .all(|l| l.contains("changed=0") && l.contains("failed=0")),
+        "{r:?}\n{text}"
+    );
+}

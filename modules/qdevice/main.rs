@@ -683,6 +683,19 @@ fn cluster_name(ctx: &Ctx) -> Result<String, Failure> {
 /// step request: the cluster certificate request (kept in the node database; reused).
 fn step_request(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
     let name = cluster_name(ctx)?;
+    if !env.has_db() && ctx.check_mode {
+        // step ca before it only planned the database
+        return Ok(Outcome::new(
+            true,
+            format!("a certificate request for cluster {name} would be created (check mode)"),
+        )
+        .with("request", Value::Null)
+        .with("cluster_name", name.clone())
+        .with(
+            "commands",
+            json!([["corosync-qdevice-net-certutil", "-r", "-n", name]]),
+        ));
+    }
     if !env.has_db() {
         return Err(Failure::new(format!(
             "{} has no certificate database; run step ca first",
@@ -768,6 +781,14 @@ fn step_certificate(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
                 "certificate was signed for another request than this node's qdevice-net-node.crq; sign the request this node returned (step request) on the qnetd host",
             ))
         }
+        None if ctx.check_mode => {
+            return Ok(Outcome::new(
+                true,
+                "the cluster certificate would be imported (check mode; no request on this node yet)",
+            )
+            .with("p12", Value::Null)
+            .with("commands", json!([])));
+        }
         None => {
             return Err(Failure::new(format!(
                 "{} is missing: run step request on this node first (the certificate must match its key)",
@@ -850,6 +871,13 @@ fn step_p12(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
         .ok_or_else(|| {
             Failure::new("p12 is not base64 (pass the p12 value the qdevice module returned)")
         })?;
+    if !env.has_db() && ctx.check_mode {
+        return Ok(Outcome::new(
+            true,
+            "the cluster certificate would be imported (check mode; step ca only planned)",
+        )
+        .with("commands", json!([])));
+    }
     if !env.has_db() {
         return Err(Failure::new(format!(
             "{} has no certificate database; run step ca first",
