@@ -8,7 +8,10 @@
 # playbook would: qnetd (CA) -> qdevice step ca on both -> step request on n1 -> qnetd signs ->
 # step certificate on n1 -> step p12 on both -> step config on both; then checks a second run
 # changes nothing, cuts the n1-n2 link (exactly one node must stay quorate within 15 s), heals
-# it, and removes the QDevice (state absent, two_node back). Prints the timings.
+# it, and removes the QDevice (state absent, two_node back); corosync.conf is checked byte for
+# byte after each write. Before the QDevice it measures the same cut under two_node (both halves
+# stay quorate: split brain) and refusals (member as host, two_node with a device, a node
+# offline, check mode) that leave the file untouched. Prints the timings.
 #
 # /etc/pve in each node is one plain shared directory bind-mounted over /etc/pve (inside an
 # overlay of /etc private to the node); a small copier plays pmxcfs (copies corosync.conf to
@@ -219,6 +222,7 @@ totem {
   version: 2
 }
 EOF
+cp "$LAB/pve/corosync.conf" "$LAB/corosync.conf.orig"
 # pmxcfs stand-in: copies /etc/pve/corosync.conf to /etc/corosync when its version is higher.
 cat >"$LAB/bin/copier" <<'EOF'
 #!/bin/bash
@@ -328,7 +332,10 @@ for h in n1 n2; do
   [[ $out == *"Expected votes:   3"* ]] || fail "$h: want expected votes 3: $out"
   grep -q 'A,V,NMW .*(local)' <<<"$out" || fail "$h: the local node should hold the vote: $out"
 done
-grep -q 'two_node' "$LAB/pve/corosync.conf" && fail "two_node still in corosync.conf"
+# byte-exact: the device block in, two_node out, config_version + 1, nothing else
+want=$(sed -e '/^  two_node: 1$/d' -e 's/config_version: 2/config_version: 3/' \
+  -e "s/^quorum {\$/quorum {\n  device {\n    model: net\n    net {\n      algorithm: ffsplit\n      host: $QNETD_ADDR\n      tls: on\n    }\n    votes: 1\n  }/" "$LAB/corosync.conf.orig")
+[[ $(cat "$LAB/pve/corosync.conf") == "$want" ]] || fail "corosync.conf after setup is not the expected edit: $(diff <(echo "$want") "$LAB/pve/corosync.conf")"
 grep -q "host: $QNETD_ADDR" "$LAB/n2/corosync/corosync.conf" || fail "n2's /etc/corosync/corosync.conf has no device"
 log "QDevice set up in ${t_setup} s (certificates ${t_certs} s, config+start+verify on both ${t_config} s): Qdevice, no 2Node, expected votes 3, V on both"
 
@@ -396,8 +403,9 @@ for h in n1 n2; do
   [[ -e $LAB/$h/corosync/qdevice ]] && fail "$h: /etc/corosync/qdevice still there"
   [[ -s $LAB/$h/run/corosync-qdevice/corosync-qdevice.pid ]] && on $h corosync-qdevice-tool -s >/dev/null 2>&1 && fail "$h: corosync-qdevice still runs"
 done
-grep -q 'device {' "$LAB/pve/corosync.conf" && fail "the device block is still in corosync.conf"
-grep -q 'two_node: 1' "$LAB/pve/corosync.conf" || fail "two_node was not put back"
+# byte-exact: back to the original file, config_version 4
+want=$(sed -e 's/config_version: 2/config_version: 4/' "$LAB/corosync.conf.orig")
+[[ $(cat "$LAB/pve/corosync.conf") == "$want" ]] || fail "corosync.conf after removal is not the original with config_version 4: $(diff <(echo "$want") "$LAB/pve/corosync.conf")"
 ok n1 qdevice "$ABS" false
 ok n2 qdevice "$ABS" false
 log "QDevice removed in ${t_remove} s: both quorate with 2Node; second run changed=false"
