@@ -167,3 +167,58 @@ fn verification_reads_flags_votes_and_the_vote() {
         .unwrap_err()
         .contains("does not hold the device vote"));
 }
+
+#[test]
+fn present_then_absent_round_trips_on_many_layouts() {
+    let layouts = [
+        PVE8.to_string(),
+        PVE8.replace('\n', "\r\n"),
+        PVE8.replace("  ", "\t"),
+        PVE8.replace(
+            "quorum {\n  provider: corosync_votequorum\n}",
+            "quorum {\n}",
+        ),
+        PVE8.replace(
+            "quorum {\n  provider: corosync_votequorum\n}",
+            "quorum {\n  # our comment\n  provider: corosync_votequorum\n\n  expected_votes: 2\n}",
+        ),
+        PVE8.replace(
+            "quorum {\n  provider: corosync_votequorum\n}\n",
+            "quorum {\n  provider: corosync_votequorum\n}",
+        ),
+        include_str!("../../tests/fixtures/pve4/corosync.conf").to_string(),
+    ];
+    for original in layouts {
+        for extra in ["", "  two_node: 1\n", "  wait_for_all: 1\n  two_node: 1\n"] {
+            let before = original.replacen("quorum {\n", &format!("quorum {{\n{extra}"), 1);
+            let p = plan_present(&before, &want("10.98.0.3", "ffsplit"))
+                .unwrap_or_else(|e| panic!("{e}\n{before}"));
+            assert!(p.changed);
+            let c = corosync_conf::parse(&p.text).unwrap();
+            assert_eq!(
+                qd::device_conf(&c, &p.text).unwrap().host.as_deref(),
+                Some("10.98.0.3")
+            );
+            assert!(
+                !p.text.contains("two_node") && !p.text.contains("wait_for_all"),
+                "{}",
+                p.text
+            );
+            // line endings stay as they were
+            assert_eq!(p.text.contains("\r\n"), before.contains("\r\n"));
+            if before.contains("\r\n") {
+                assert_eq!(p.text.matches('\n').count(), p.text.matches("\r\n").count());
+            }
+            let again = plan_present(&p.text, &want("10.98.0.3", "ffsplit")).unwrap();
+            assert!(!again.changed);
+            let back = plan_absent(&p.text, false).unwrap();
+            let v = p.version_before;
+            let expect = original.replacen(
+                &format!("config_version: {v}"),
+                &format!("config_version: {}", v + 2),
+                1,
+            );
+            assert_eq!(back.text, expect, "round trip of:\n{before}");
+        }
+    }
+}
