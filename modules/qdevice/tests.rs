@@ -222,3 +222,20 @@ fn present_then_absent_round_trips_on_many_layouts() {
         }
     }
 }
+
+#[test]
+fn heals_what_pvecm_qdevice_setup_leaves_on_a_two_node_cluster() {
+    // pvecm adds the device but keeps two_node (corosync then refuses: exit 20 at start).
+    let good = plan_present(&two_node_conf(), &want("10.98.0.3", "ffsplit")).unwrap();
+    let broken = good.text.replace(
+        "  provider: corosync_votequorum\n",
+        "  provider: corosync_votequorum\n  two_node: 1\n",
+    );
+    let p = plan_present(&broken, &want("10.98.0.3", "ffsplit")).unwrap();
+    assert!(p.changed);
+    assert!(!p.device_changed, "the device itself is fine");
+    assert_eq!(
+        p.text,
+        good.text.replace("config_version: 3", "config_version: 4")
+    );
+}
