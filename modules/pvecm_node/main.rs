@@ -1002,21 +1002,28 @@ fn absent(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
     let o = run::run(&delnode, env.timeout)
         .map_err(|e| Failure::new(format!("`{}` could not run: {e}", delnode.join(" "))))?;
     let (nodes2, text2) = env.nodes(stack).map_err(|f| f.with("changed", true))?;
-    if !o.success() || find_node(&nodes2, &target.name).is_some() {
-        return Err(Failure::new(format!(
-            "`{}` {} and node {} is {} in the nodelist: {}",
-            o.cmdline(),
-            o.describe(),
-            target.name,
-            if find_node(&nodes2, &target.name).is_some() {
-                "still"
-            } else {
-                "no longer"
-            },
-            text_of(&o)
-        ))
-        .with("cmd", o.to_json())
-        .with("changed", find_node(&nodes2, &target.name).is_none()));
+    let still = find_node(&nodes2, &target.name).is_some();
+    if !o.success() || still {
+        let msg = if still {
+            format!(
+                "`{}` {} but node {} is still in the nodelist (a PVE 5+ task exits 0 on failure), so nothing was cleaned: {}",
+                o.cmdline(),
+                o.describe(),
+                target.name,
+                text_of(&o)
+            )
+        } else {
+            format!(
+                "`{}` {} although node {} is no longer in the nodelist; check the cluster and run again to clean up: {}",
+                o.cmdline(),
+                o.describe(),
+                target.name,
+                text_of(&o)
+            )
+        };
+        return Err(Failure::new(msg)
+            .with("cmd", o.to_json())
+            .with("changed", !still));
     }
     let mut warnings: Vec<String> = Vec::new();
     // Phase: a one-node cluster keeps no two_node.
@@ -1222,7 +1229,10 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
             .unwrap_or_else(|| PathBuf::from(d))
     };
     let env = Env {
-        pve_dir: PathBuf::from(ctx.params.str_or_empty("pve_dir")),
+        pve_dir: match ctx.test_hook("PVE2NODE_PVE_DIR") {
+            Some(d) if ctx.params.str("pve_dir") == Some("/etc/pve") => PathBuf::from(d),
+            _ => PathBuf::from(ctx.params.str_or_empty("pve_dir")),
+        },
         corosync_dir: hook("PVE2NODE_COROSYNC_DIR", COROSYNC_DIR),
         cluster_dir: hook("PVE2NODE_CLUSTER_DIR", CLUSTER_DIR),
         timeout,
