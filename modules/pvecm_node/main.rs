@@ -396,6 +396,8 @@ enum Lone {
     Run {
         mechanism: &'static str,
         argv: Vec<String>,
+        /// Run when corosync does not act on `argv` (a corosync without the cmap key).
+        fallback: Option<Vec<String>>,
     },
 }
 
@@ -407,13 +409,7 @@ fn argv(v: &[&str]) -> Vec<String> {
 type Probes = [(String, bool)];
 
 /// state lone, decided: refuses while the peer is a member or answers on any address.
-fn plan_lone(
-    stack: Stack,
-    peer: &Node,
-    rt: &Runtime,
-    probes: &Probes,
-    cancel_key: bool,
-) -> Result<Lone, String> {
+fn plan_lone(stack: Stack, peer: &Node, rt: &Runtime, probes: &Probes) -> Result<Lone, String> {
     if rt.quorate {
         return Ok(Lone::Already);
     }
@@ -435,12 +431,14 @@ fn plan_lone(
             up.join(", ")
         ));
     }
+    let expected = argv(&["corosync-quorumtool", "-e", "1"]);
     Ok(match stack {
         Stack::Cman => Lone::Run {
             mechanism: "expected_votes",
             argv: argv(&["cman_tool", "expected", "-e", "1"]),
+            fallback: None,
         },
-        Stack::Corosync if cancel_key && rt.only_wait_for_all() => Lone::Run {
+        Stack::Corosync if rt.only_wait_for_all() => Lone::Run {
             mechanism: "cancel_wait_for_all",
             argv: argv(&[
                 "corosync-cmapctl",
@@ -449,10 +447,12 @@ fn plan_lone(
                 "u8",
                 "1",
             ]),
+            fallback: Some(expected),
         },
         Stack::Corosync => Lone::Run {
             mechanism: "expected_votes",
-            argv: argv(&["corosync-quorumtool", "-e", "1"]),
+            argv: expected,
+            fallback: None,
         },
     })
 }
@@ -643,6 +643,28 @@ fn local_name(env: &Env, rt: Option<&Runtime>) -> Option<String> {
 
 // ---------------------------------------------------------------- state lone
 
+/// Runs one quorum command of state lone; CS_ERR_INVALID_PARAM (another node still counts) is
+/// a refusal.
+fn run_lone(cmd: &[String], env: &Env, peer: &str) -> Result<(), Failure> {
+    let o = run::run(cmd, env.short())
+        .map_err(|e| Failure::new(format!("`{}` could not run: {e}", cmd.join(" "))))?;
+    let out_text = text_of(&o);
+    if out_text.contains(INVALID_PARAM) {
+        return Err(Failure::new(format!(
+            "`{}` was refused by the cluster stack ({out_text}): another node still counts as online, so peer {peer} is not really down; nothing was changed",
+            o.cmdline()
+        ))
+        .with("cmd", o.to_json()));
+    }
+    if !o.success() {
+        return Err(
+            Failure::new(format!("`{}` {}: {out_text}", o.cmdline(), o.describe()))
+                .with("cmd", o.to_json()),
+        );
+    }
+    Ok(())
+}
+
 fn lone(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
     let p = &ctx.params;
     let peer_name = p.str("peer").map(str::trim).filter(|s| !s.is_empty());
@@ -705,13 +727,7 @@ fn lone(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
     }
     // Phase: the peer must be really down (read-only; also in check mode).
     let probes = probe_all(&probe, &peer.targets(), env.short());
-    let cancel_key = stack == Stack::Corosync
-        && run::run(
-            &argv(&["corosync-cmapctl", "-g", "quorum.cancel_wait_for_all"]),
-            env.short(),
-        )
-        .is_ok_and(|o| o.success());
-    let plan = plan_lone(stack, &peer, &rt, &probes, cancel_key).map_err(|e| {
+    let plan = plan_lone(stack, &peer, &rt, &probes).map_err(|e| {
         Failure::new(e).with(
             "probes",
             json!(probes
@@ -723,6 +739,7 @@ fn lone(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
     let Lone::Run {
         mechanism,
         argv: cmd,
+        fallback,
     } = plan
     else {
         return Ok(base(
@@ -735,47 +752,59 @@ fn lone(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
         .map(|(a, ok)| json!({"address": a, "answered": ok}))
         .collect::<Vec<_>>());
     if ctx.check_mode {
+        let mut planned = vec![cmd.clone()];
+        planned.extend(fallback.clone());
         return Ok(base(
             true,
             format!(
-                "peer {} is down (not a member, no answer on {}); would run `{}` (check mode)",
+                "peer {} is down (not a member, no answer on {}); would run `{}`{} (check mode)",
                 peer.name,
                 peer.targets().join(", "),
-                cmd.join(" ")
+                cmd.join(" "),
+                fallback
+                    .as_ref()
+                    .map(|f| format!(", or `{}` if corosync does not act on it", f.join(" ")))
+                    .unwrap_or_default()
             ),
         )
         .with("mechanism", mechanism)
-        .with("commands", json!([cmd]))
+        .with("commands", json!(planned))
         .with("probes", probes_json));
     }
     // Phase: give quorum.
-    let o = run::run(&cmd, env.short())
-        .map_err(|e| Failure::new(format!("`{}` could not run: {e}", cmd.join(" "))))?;
-    let out_text = text_of(&o);
-    if out_text.contains(INVALID_PARAM) {
-        return Err(Failure::new(format!(
-            "`{}` was refused by the cluster stack ({out_text}): another node still counts as online, so peer {} is not really down; nothing was changed",
-            o.cmdline(),
-            peer.name
-        ))
-        .with("cmd", o.to_json()));
-    }
-    if !o.success() {
-        return Err(
-            Failure::new(format!("`{}` {}: {out_text}", o.cmdline(), o.describe()))
-                .with("cmd", o.to_json()),
+    let mut ran = vec![cmd.clone()];
+    run_lone(&cmd, env, &peer.name)?;
+    let mut mechanism = mechanism;
+    if let Some(fb) = fallback {
+        // corosync consumes the key (reads back 0) and is quorate at once; a corosync without
+        // it keeps the value and stays blocked: then expected votes.
+        let acted = pve2node::wait::until(
+            env.timeout.min(Duration::from_secs(5)),
+            Duration::from_millis(200),
+            |_| runtime(env, stack).ok().filter(|r| r.quorate),
         );
+        if acted.is_err() {
+            let _ = run::run(
+                &argv(&["corosync-cmapctl", "-d", "quorum.cancel_wait_for_all"]),
+                env.short(),
+            );
+            run_lone(&fb, env, &peer.name)
+                .map_err(|f| f.with("commands", json!(ran.clone())).with("changed", true))?;
+            ran.push(fb.clone());
+            mechanism = "expected_votes";
+        }
     }
+    let last_cmd = ran.last().cloned().unwrap_or_default();
     let mut out = base(
         true,
         format!(
             "peer {} is down; this node was given quorum with `{}` (runtime only: it ends when the peer rejoins or this node restarts corosync)",
             peer.name,
-            cmd.join(" ")
+            last_cmd.join(" ")
         ),
     )
     .with("mechanism", mechanism)
-    .with("commands", json!([cmd]))
+    .with("commands", json!(ran))
     .with("probes", probes_json);
     // Phase: verify quorate and /etc/pve writable.
     if !ctx.params.flag("verify") {
@@ -814,7 +843,7 @@ fn lone(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
         }
         Err(_) => Err(Failure::new(format!(
             "`{}` ran, but this node was not quorate with a writable {} within {} s (last: {last})",
-            cmd.join(" "),
+            last_cmd.join(" "),
             env.pve_dir.display(),
             env.timeout.as_secs()
         ))

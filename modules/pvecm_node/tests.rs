@@ -63,29 +63,33 @@ fn lone_picks_the_mechanism() {
         ("10.99.0.2".to_string(), false),
         ("10.98.0.2".to_string(), false),
     ];
-    match plan_lone(Stack::Corosync, &peer(), &rt, &down, true).unwrap() {
-        Lone::Run { mechanism, argv } => {
+    match plan_lone(Stack::Corosync, &peer(), &rt, &down).unwrap() {
+        Lone::Run {
+            mechanism,
+            argv,
+            fallback,
+        } => {
             assert_eq!(mechanism, "cancel_wait_for_all");
             assert_eq!(
                 argv.join(" "),
                 "corosync-cmapctl -s quorum.cancel_wait_for_all u8 1"
             );
+            assert_eq!(fallback.unwrap().join(" "), "corosync-quorumtool -e 1");
         }
-        o => panic!("{o:?}"),
-    }
-    match plan_lone(Stack::Corosync, &peer(), &rt, &down, false).unwrap() {
-        Lone::Run { argv, .. } => assert_eq!(argv.join(" "), "corosync-quorumtool -e 1"),
         o => panic!("{o:?}"),
     }
     // without two_node the own vote is below the quorum: only expected votes helps
     let mut no2 = rt.clone();
     no2.flags = vec!["WaitForAll".into()];
     no2.quorum = Some(2);
-    match plan_lone(Stack::Corosync, &peer(), &no2, &down, true).unwrap() {
-        Lone::Run { argv, .. } => assert_eq!(argv.join(" "), "corosync-quorumtool -e 1"),
+    match plan_lone(Stack::Corosync, &peer(), &no2, &down).unwrap() {
+        Lone::Run { argv, fallback, .. } => {
+            assert_eq!(argv.join(" "), "corosync-quorumtool -e 1");
+            assert!(fallback.is_none());
+        }
         o => panic!("{o:?}"),
     }
-    match plan_lone(Stack::Cman, &peer(), &rt, &down, true).unwrap() {
+    match plan_lone(Stack::Cman, &peer(), &rt, &down).unwrap() {
         Lone::Run { argv, .. } => assert_eq!(argv.join(" "), "cman_tool expected -e 1"),
         o => panic!("{o:?}"),
     }
@@ -98,15 +102,15 @@ fn lone_refuses_a_reachable_or_member_peer() {
         ("10.99.0.2".to_string(), false),
         ("10.98.0.2".to_string(), true),
     ];
-    let e = plan_lone(Stack::Corosync, &peer(), &rt, &one_up, true).unwrap_err();
+    let e = plan_lone(Stack::Corosync, &peer(), &rt, &one_up).unwrap_err();
     assert!(e.contains("answers on 10.98.0.2"), "{e}");
     let mut member = rt.clone();
     member.members.push((2, "pve2".into(), false));
-    let e = plan_lone(Stack::Corosync, &peer(), &member, &[], true).unwrap_err();
+    let e = plan_lone(Stack::Corosync, &peer(), &member, &[]).unwrap_err();
     assert!(e.contains("is a member"), "{e}");
     let q = rt_of(TWO_UP);
     assert_eq!(
-        plan_lone(Stack::Corosync, &peer(), &q, &one_up, true),
+        plan_lone(Stack::Corosync, &peer(), &q, &one_up),
         Ok(Lone::Already)
     );
 }
