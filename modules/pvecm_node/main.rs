@@ -3,9 +3,10 @@
 //! - `state: lone` gives a node that is alone quorum, only when its peer is really down: the
 //!   peer is not a member now, answers on none of its nodelist addresses, and the user confirmed
 //!   it is powered off (`confirm_peer_powered_off: PEER`). Then the era's runtime mechanism:
-//!   cancelling wait-for-all (`quorum.cancel_wait_for_all`, corosync 3.1+) when only
-//!   wait-for-all blocks, else expected votes 1 (`corosync-quorumtool -e 1`, PVE 3
-//!   `cman_tool expected -e 1`); then it waits until the node is quorate and /etc/pve writable.
+//!   cancelling wait-for-all (cmap key `quorum.cancel_wait_for_all`, acted on at once by
+//!   corosync 3.1.7) when only wait-for-all blocks, falling back to expected votes 1 when
+//!   corosync ignores it; `corosync-quorumtool -e 1` without two_node; PVE 3
+//!   `cman_tool expected -e 1`. Then it waits until the node is quorate and /etc/pve writable.
 //! - `state: absent` removes a node for good (`pvecm delnode`), after the checks Proxmox asks
 //!   for (not this node, powered off, quorum, no QDevice), cleans what Proxmox leaves (its
 //!   /etc/pve/nodes directory, its ssh keys) and leaves a one-node cluster without `two_node`.
