@@ -360,6 +360,9 @@ t_lone=$(since "$tl")
 quorate tartanpion || fail "tartanpion not quorate after lone: $(qt tartanpion)"
 [[ $(j "$R" pve_writable) == true ]] || fail "lone: /etc/pve should be writable: $R"
 mech=$(j "$R" mechanism)
+# corosync 3.1.7 acts on quorum.cancel_wait_for_all (the key does not exist before it is set)
+[[ $mech == cancel_wait_for_all && $(j "$R" commands) != *'"-e"'* ]] || fail "want wait-for-all cancelled through cmap, without the fallback: $R"
+[[ $(qt tartanpion) == *"Expected votes:   2"* ]] || fail "cancelling wait-for-all should keep expected votes 2: $(qt tartanpion)"
 log "lone accepted in $t_lone s (mechanism $mech, verify $(j "$R" verify_seconds) s): $(j "$R" msg)"
 log "after lone: $(qt tartanpion | awk -F': *' '/^(Expected votes|Quorum|Flags):/ {printf "%s=%s ", $1, $2}')"
 ok tartanpion "$LONE" false
