@@ -523,6 +523,27 @@ fn absent_removes_cleans_and_leaves_one_node_without_two_node() {
 }
 
 #[test]
+fn absent_keeps_guest_configs_unless_asked() {
+    let lab = Lab::new("l7-abs-guests");
+    lab.set("view", "alone");
+    lab.set("pve/nodes/beta/qemu-server/100.conf", "memory: 512\n");
+    let before = lab.snapshot();
+    let r = lab.run(json!({"state": "absent", "node": "beta"}));
+    refused(
+        &r,
+        "still holds guest configurations (qemu-server/100.conf); move them",
+    );
+    assert!(lab.calls().is_empty());
+    assert_eq!(lab.snapshot(), before);
+    assert!(lab.dir.join("pve/nodes/beta/qemu-server/100.conf").exists());
+    let r = lab.with_pmxcfs(|| {
+        lab.run(json!({"state": "absent", "node": "beta", "remove_guest_configs": true}))
+    });
+    ok(&r);
+    assert!(!lab.dir.join("pve/nodes/beta").exists());
+}
+
+#[test]
 fn absent_checks_the_nodelist_not_only_the_exit_status() {
     let lab = Lab::new("l7-abs-task");
     lab.set("view", "alone");

@@ -39,6 +39,7 @@ const SPEC: Spec = Spec {
         Param::new("confirm_peer_powered_off", Type::Str),
         Param::new("node", Type::Str),
         Param::new("node_public_key", Type::Str),
+        Param::new("remove_guest_configs", Type::Bool).default(D::Bool(false)),
         Param::new("probe_command", Type::List(Elem::Str))
             .default(D::List(&["ping", "-c", "1", "-W", "1"])),
         Param::new("pve_dir", Type::Path).default(D::Str("/etc/pve")),
@@ -880,6 +881,25 @@ impl Leftovers {
     }
 }
 
+/// Guest configurations (`qemu-server/*.conf`, `lxc/*.conf`, PVE 3 `openvz/*.conf`) under
+/// /etc/pve/nodes/NODE, as `qemu-server/100.conf`, sorted.
+fn guest_configs(env: &Env, node: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for kind in ["qemu-server", "lxc", "openvz"] {
+        let Ok(rd) = std::fs::read_dir(env.pve_dir.join("nodes").join(node).join(kind)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".conf") {
+                out.push(format!("{kind}/{name}"));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 fn leftovers(env: &Env, node: &str, names: &[String], key: Option<&str>) -> Leftovers {
     let dir = env.pve_dir.join("nodes").join(node);
     let node_dir = dir.is_dir().then_some(dir);
@@ -942,6 +962,22 @@ fn absent(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
     let stack = env.stack()?;
     let (nodes, text) = env.nodes(stack)?;
     let target = find_node(&nodes, node).cloned();
+    // Phase: guests. Removing the node's directory deletes the configurations of its guests:
+    // only when asked (they can be moved to a surviving node instead).
+    let dir_name = target.as_ref().map_or(node, |t| t.name.as_str());
+    let guests = guest_configs(env, dir_name);
+    if !guests.is_empty() && !p.flag("remove_guest_configs") {
+        return Err(Failure::new(format!(
+            "{} still holds guest configurations ({}); move them to a surviving node first (e.g. mv {}/nodes/{dir_name}/{} {}/nodes/SURVIVOR/{}) or set remove_guest_configs: true to delete them with the node; nothing was changed",
+            env.pve_dir.join("nodes").join(dir_name).display(),
+            guests.join(", "),
+            env.pve_dir.display(),
+            guests[0],
+            env.pve_dir.display(),
+            guests[0]
+        ))
+        .with("guest_configs", json!(guests)));
+    }
     let mut names = vec![node.to_string()];
     if let Some(t) = &target {
         names.extend(t.addrs.iter().cloned());
