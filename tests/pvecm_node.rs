@@ -97,6 +97,11 @@ impl Lab {
             "corosync-cfgtool",
             &format!("echo \"corosync-cfgtool $*\" >> {d}/calls\n"),
         );
+        // the default probe_command is `ping -c 1 -W 1 ADDR`: a stand-in, never the real one
+        lab.script(
+            "ping",
+            &format!("for a; do :; done\necho \"ping $*\" >> {d}/probes\ngrep -qx \"$a\" {d}/up 2>/dev/null\n"),
+        );
         lab.script(
             "probe",
             &format!("echo \"probe $*\" >> {d}/probes\ngrep -qx \"$1\" {d}/up 2>/dev/null\n"),
@@ -664,4 +669,103 @@ fn ansible_doc_shows_the_module() {
     };
     assert!(text.contains("confirm_peer_powered_off"), "{text}");
     assert!(text.contains("quorum.cancel_wait_for_all"), "{text}");
+}
+
+// ---------------------------------------------------------------- the playbooks
+
+/// Runs playbooks/NAME with the real ansible-playbook (connection local, two inventory hosts
+/// alpha and beta on this machine), the stand-ins first on PATH and the test hooks set.
+fn playbook(lab: &Lab, name: &str, extra: &[&str]) -> Option<(bool, String)> {
+    let bin = common::ansible_bin()?;
+    let lib = common::ansible_library(&lab.dir, &[("pvecm_node", BIN)]);
+    lab.set(
+        "inventory.ini",
+        "[pve]\nalpha ansible_connection=local\nbeta ansible_connection=local\n",
+    );
+    let out = common::ansible_cmd(&bin, "ansible-playbook", &lab.dir, &lib)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}:/usr/bin:/bin",
+                lab.dir.join("bin").display(),
+                bin.display()
+            ),
+        )
+        .env("PVE2NODE_PVE_DIR", lab.dir.join("pve"))
+        .env("PVE2NODE_COROSYNC_DIR", lab.dir.join("corosync"))
+        .env("PVE2NODE_HOSTNAME", "alpha")
+        .arg("-i")
+        .arg(lab.dir.join("inventory.ini"))
+        .args(extra)
+        .arg(common::repo_root().join("playbooks").join(name))
+        .output()
+        .expect("run ansible-playbook");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((out.status.success(), text))
+}
+
+fn recap<'a>(text: &'a str, host: &str) -> &'a str {
+    text.lines()
+        .skip_while(|l| !l.starts_with("PLAY RECAP"))
+        .find(|l| l.starts_with(host))
+        .unwrap_or("")
+}
+
+#[test]
+fn playbooks_lone_node_then_remove_node() {
+    let lab = Lab::new("l7-playbooks");
+    // lone_node.yml without the confirmation: the assert stops it, nothing runs
+    let Some((ok_, text)) = playbook(&lab, "lone_node.yml", &[]) else {
+        return;
+    };
+    assert!(!ok_, "{text}");
+    assert!(text.contains("-e peer_powered_off=NAME"), "{text}");
+    assert!(lab.calls().is_empty());
+    // bismuth... beta answers: refused, the task fails with the module's sentence
+    lab.set("up", "10.99.0.2\n");
+    let (ok_, text) = playbook(&lab, "lone_node.yml", &["-e", "peer_powered_off=beta"]).unwrap();
+    assert!(!ok_, "{text}");
+    assert!(text.contains("peer beta answers on 10.99.0.2"), "{text}");
+    assert!(
+        recap(&text, "beta").is_empty(),
+        "the peer is no target: {text}"
+    );
+    assert!(lab.calls().is_empty());
+    assert_eq!(
+        lab.probes(),
+        vec!["ping -c 1 -W 1 10.99.0.2", "ping -c 1 -W 1 10.98.0.2"]
+    );
+    // powered off: accepted, on alpha only
+    std::fs::remove_file(lab.dir.join("up")).unwrap();
+    let (ok_, text) = playbook(&lab, "lone_node.yml", &["-e", "peer_powered_off=beta"]).unwrap();
+    assert!(ok_, "{text}");
+    assert!(recap(&text, "alpha").contains("changed=1"), "{text}");
+    assert_eq!(
+        lab.calls(),
+        vec!["corosync-cmapctl -s quorum.cancel_wait_for_all u8 1"]
+    );
+    // remove_node.yml: once, on alpha
+    let (ok_, text) =
+        lab.with_pmxcfs(|| playbook(&lab, "remove_node.yml", &["-e", "node=beta"]).unwrap());
+    assert!(ok_, "{text}");
+    assert!(recap(&text, "alpha").contains("changed=1"), "{text}");
+    assert!(
+        text.contains("node beta removed from the cluster (1 node(s) left)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 node(s) in the nodelist, quorate with 1 member(s)"),
+        "{text}"
+    );
+    assert!(!lab.get("pve/corosync.conf").contains("two_node"));
+    assert!(!lab.dir.join("pve/nodes/beta").exists());
+    let (ok_, text) = playbook(&lab, "remove_node.yml", &["-e", "node=beta"]).unwrap();
+    assert!(ok_, "{text}");
+    assert!(recap(&text, "alpha").contains("changed=0"), "{text}");
+    let (ok_, text) = playbook(&lab, "remove_node.yml", &[]).unwrap();
+    assert!(!ok_ && text.contains("-e node=NAME"), "{text}");
 }
