@@ -350,10 +350,11 @@ wait_for 10 blocked || fail "tartanpion alone (bismuth off) should be blocked: $
 ok tartanpion '{"state":"info"}' false
 [[ $(j "$R" quorate) == false && $(j "$R" runtime activity_blocked) == true ]] || fail "info when blocked: $R"
 refused tartanpion "$ABSENT" "run state=lone"
+refused tartanpion '{"state":"absent","node":"tartanpion"}' "the node this runs on"
 R=$(mod tartanpion "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["_ansible_check_mode"]=True; print(json.dumps(d))' "$LONE")")
 [[ $(j "$R" changed) == true && $(j "$R" msg) == *"would run"* ]] || fail "check mode should plan: $R"
 blocked || fail "check mode changed the quorum"
-log "bismuth powered off, tartanpion rebooted alone: blocked; absent refused (no quorum); check mode: $(j "$R" msg)"
+log "bismuth powered off, tartanpion rebooted alone: blocked; absent refused (no quorum; this node); check mode: $(j "$R" msg)"
 tl=$EPOCHREALTIME
 ok tartanpion "$LONE" true
 t_lone=$(since "$tl")

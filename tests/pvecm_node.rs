@@ -466,6 +466,10 @@ fn absent_refusals_change_nothing() {
         &lab.run(json!({"state": "absent", "node": "beta"})),
         "qdevice module with state=absent",
     );
+    let r = lab.run(json!({"state": "info"}));
+    ok(&r);
+    assert_eq!(r.json["qdevice"]["configured"], json!(true));
+    assert_eq!(r.json["qdevice"]["model"], json!("net"));
     lab.set("pve/corosync.conf", &two_node_conf());
     assert!(lab.calls().is_empty(), "{:?}", lab.calls());
     assert_eq!(lab.snapshot(), before);

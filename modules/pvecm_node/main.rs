@@ -22,6 +22,7 @@ use pve2node::edit::{self, TempStyle};
 use pve2node::protocol::{self, Ctx, Default as D, Elem, Failure, Outcome, Param, Spec, Type};
 use pve2node::pve::cluster_conf;
 use pve2node::pve::corosync_conf::{self, Conf};
+use pve2node::pve::qdevice as qd;
 use pve2node::pve::status::{self, Status};
 use pve2node::run;
 use serde_json::{json, Value};
@@ -1219,8 +1220,13 @@ fn info(env: &Env) -> Result<Outcome, Failure> {
         }
     };
     let drift = shared_v != local_v;
-    let qdevice_conf = stack == Stack::Corosync
-        && corosync_conf::parse(&text).is_ok_and(|c| c.has_quorum_device().is_some());
+    let device = match stack {
+        Stack::Corosync => corosync_conf::parse(&text)
+            .ok()
+            .and_then(|c| qd::device_conf(&c, &text)),
+        Stack::Cman => None,
+    };
+    let qdevice_conf = device.is_some();
     let rt = runtime(env, stack);
     let running = rt.is_ok();
     let rt_json = match &rt {
@@ -1277,6 +1283,9 @@ fn info(env: &Env) -> Result<Outcome, Failure> {
             "qdevice",
             json!({
                 "configured": qdevice_conf,
+                "model": device.as_ref().and_then(|d| d.model.clone()),
+                "host": device.as_ref().and_then(|d| d.host.clone()),
+                "algorithm": device.as_ref().and_then(|d| d.algorithm.clone()),
                 "in_runtime": rt.as_ref().is_ok_and(|r| r.has_flag("Qdevice") || r.qdevice_votes.is_some()),
                 "votes": rt.as_ref().ok().and_then(|r| r.qdevice_votes),
             }),
