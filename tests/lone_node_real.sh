@@ -10,7 +10,8 @@
 #      refused (still a member); the raw `corosync-quorumtool -e 1` with both online is logged;
 #   5. bismuth powered off (corosync SIGKILLed, both links down), tartanpion restarted alone:
 #      blocked; absent refused (no quorum: run lone first); lone in check mode plans, then lone
-#      accepted: quorate and /etc/pve writable; a second run changes nothing;
+#      accepted: quorate and /etc/pve writable; a second run changes nothing; bismuth returns
+#      (rejoins, nothing to undo) and is powered off again (tartanpion stays quorate);
 #   6. absent node=bismuth (pvecm delnode stand-in that edits the nodelist like the real one:
 #      entry removed, config_version + 1): one node in the nodelist, no two_node, reloaded by
 #      corosync (cmap), still quorate, /etc/pve/nodes/bismuth and its keys gone; second run
@@ -367,6 +368,21 @@ mech=$(j "$R" mechanism)
 log "lone accepted in $t_lone s (mechanism $mech, verify $(j "$R" verify_seconds) s): $(j "$R" msg)"
 log "after lone: $(qt tartanpion | awk -F': *' '/^(Expected votes|Quorum|Flags):/ {printf "%s=%s ", $1, $2}')"
 ok tartanpion "$LONE" false
+# the peer returns: it rejoins, nothing to undo; then it is lost again (two_node keeps quorum)
+links bismuth up 0 1
+tr=$EPOCHREALTIME
+start_coro bismuth
+wait_for 30 both || fail "bismuth did not rejoin after lone: $(qt tartanpion)"
+t_rejoin=$(since "$tr")
+[[ $(qt tartanpion) == *"Expected votes:   2"* && $(qt bismuth) == *"Quorate:          Yes"* ]] || fail "after the rejoin: $(qt tartanpion)"
+log "bismuth returned: rejoined in $t_rejoin s, both quorate, expected votes 2 (nothing to undo)"
+stop_coro bismuth KILL
+links bismuth down 0 1
+one() { [[ $(members tartanpion) == 1 ]]; }
+tp=$EPOCHREALTIME
+wait_for 30 one || fail "tartanpion did not notice bismuth's loss: $(qt tartanpion)"
+quorate tartanpion || fail "tartanpion lost quorum with bismuth gone (two_node should keep it): $(qt tartanpion)"
+log "bismuth powered off again: tartanpion alone after $(since "$tp") s, still quorate (two_node)"
 
 # ---------------------------------------------------------------- 6. remove bismuth for good
 ta=$EPOCHREALTIME
@@ -392,5 +408,5 @@ ok tartanpion '{"state":"info"}' false
 [[ $(j "$R" quorate) == true && $(j "$R" config_version drift) == false && $(j "$R" nodelist | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))') == 1 ]] || fail "info after removal: $R"
 log "second absent: changed false; info: $(j "$R" msg)"
 
-log "timings: lab $t_lab s | cold start -> blocked $t_blocked s | lone accepted $t_lone s | absent $t_absent s | total $(since "$t0") s"
+log "timings: lab $t_lab s | cold start -> blocked $t_blocked s | lone accepted $t_lone s | peer rejoin $t_rejoin s | absent $t_absent s | total $(since "$t0") s"
 log "ok"
