@@ -576,10 +576,42 @@ fn absent_checks_the_nodelist_not_only_the_exit_status() {
 }
 
 #[test]
+fn absent_finishes_an_interrupted_removal_two_node_left_on_one_node() {
+    let lab = Lab::new("l7-abs-two-left");
+    lab.set("view", "alone");
+    lab.set("pve/corosync.conf", &lab.get("after-delnode"));
+    std::fs::remove_dir_all(lab.dir.join("pve/nodes/beta")).unwrap();
+    lab.set(
+        "pve/priv/authorized_keys",
+        "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCalpha root@alpha\n",
+    );
+    lab.set("pve/priv/known_hosts", "");
+    let r = lab.with_pmxcfs(|| lab.run(json!({"state": "absent", "node": "beta"})));
+    ok(&r);
+    assert!(r.changed(), "{}", r.stdout);
+    assert!(
+        r.msg().contains("two_node from corosync.conf"),
+        "{}",
+        r.msg()
+    );
+    let want = lab
+        .get("after-delnode")
+        .replace("  two_node: 1\n", "")
+        .replace("config_version: 4", "config_version: 5");
+    assert_eq!(lab.get("pve/corosync.conf"), want);
+    assert!(lab.calls().iter().all(|c| !c.starts_with("pvecm")));
+    let r = lab.run(json!({"state": "absent", "node": "beta"}));
+    assert!(!r.changed(), "{}", r.stdout);
+}
+
+#[test]
 fn absent_cleans_leftovers_of_an_already_removed_node() {
     let lab = Lab::new("l7-abs-left");
     lab.set("view", "alone");
-    lab.set("pve/corosync.conf", &lab.get("after-delnode"));
+    lab.set(
+        "pve/corosync.conf",
+        &lab.get("after-delnode").replace("  two_node: 1\n", ""),
+    );
     let r = lab.run(json!({"state": "absent", "node": "beta", "node_public_key": "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCbeta"}));
     ok(&r);
     assert!(r.changed());

@@ -983,19 +983,24 @@ fn absent(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
     if let Some(t) = &target {
         names.extend(t.addrs.iter().cloned());
     }
-    if target.is_none() {
-        // Already removed: only what Proxmox leaves may remain.
+    let Some(target) = target else {
+        // Already removed: what Proxmox (or an interrupted run) leaves may remain.
         let left = leftovers(env, node, &names, key);
-        if !left.any() {
+        let mut warnings = Vec::new();
+        let (conf_change, diff) = one_node_phase(ctx, env, stack, &nodes, &text, &mut warnings)?;
+        if !left.any() && conf_change.is_null() {
             return Ok(Outcome::new(
                 false,
                 format!("node {node} is not in the cluster and nothing of it is left"),
             )
             .with("commands", json!([])));
         }
-        let what = left.describe();
+        let mut what = left.describe();
+        if !conf_change.is_null() {
+            what.push("two_node from corosync.conf (one node left)".into());
+        }
         let done = clean(ctx, &left)?;
-        return Ok(Outcome::new(
+        let mut out = Outcome::new(
             true,
             format!(
                 "node {node} was not in the nodelist; {} {}",
@@ -1008,13 +1013,14 @@ fn absent(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
             ),
         )
         .with("cleaned", json!(done))
-        .with("commands", json!([])));
-    }
-    let target = target.unwrap_or_else(|| Node {
-        id: None,
-        name: node.to_string(),
-        addrs: Vec::new(),
-    });
+        .with("corosync_conf", conf_change)
+        .with("commands", json!([]));
+        out.diff = diff;
+        if !warnings.is_empty() {
+            out.set("warnings_text", json!(warnings));
+        }
+        return Ok(out);
+    };
     // Phase: preflight (read-only; also in check mode).
     let rt = runtime(env, stack).map_err(|e| {
         Failure::new(format!(
@@ -1094,38 +1100,8 @@ fn absent(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
     }
     let mut warnings: Vec<String> = Vec::new();
     // Phase: a one-node cluster keeps no two_node.
-    let mut conf_change = Value::Null;
-    let mut diff = None;
-    match stack {
-        Stack::Corosync => {
-            let path = env.corosync_conf();
-            let plan = plan_one_node(&text2).map_err(|e| {
-                Failure::new(format!(
-                    "node {} was removed, but {} cannot be edited: {e}",
-                    target.name,
-                    path.display()
-                ))
-                .with("changed", true)
-            })?;
-            if let Some(plan) = plan {
-                edit::apply(&path, &text2, &plan.text, false, false, TempStyle::DotNew)
-                    .map_err(|e| Failure::from(e).with("changed", true))?;
-                diff = Some(edit::diff(&path, &text2, &plan.text));
-                conf_change = json!({"removed": "two_node", "config_version_before": plan.version_before, "config_version_after": plan.version_after});
-                if let Some(w) = wait_local_copy(env, plan.version_after) {
-                    warnings.push(w);
-                }
-            }
-        }
-        Stack::Cman => {
-            if nodes2.len() == 1 && text2.contains("two_node=\"1\"") {
-                warnings.push(format!(
-                    "{} still sets two_node=\"1\" with one node left; run cman_two_node with state=absent",
-                    env.cluster_conf().display()
-                ));
-            }
-        }
-    }
+    let (conf_change, diff) = one_node_phase(ctx, env, stack, &nodes2, &text2, &mut warnings)
+        .map_err(|f| f.with("changed", true))?;
     // Phase: clean what Proxmox leaves.
     let left = leftovers(env, &target.name, &names, key);
     let what = left.describe();
@@ -1162,6 +1138,56 @@ fn absent(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
         out.set("warnings_text", json!(warnings));
     }
     Ok(out)
+}
+
+/// A one-node cluster keeps no `two_node`: corosync.conf edited (config_version + 1), copied
+/// by pmxcfs, reloaded; PVE 3: a warning (cman_two_node owns cluster.conf's two_node).
+fn one_node_phase(
+    ctx: &Ctx,
+    env: &Env,
+    stack: Stack,
+    nodes: &[Node],
+    text: &str,
+    warnings: &mut Vec<String>,
+) -> Result<(Value, Option<protocol::Diff>), Failure> {
+    match stack {
+        Stack::Corosync => {
+            let path = env.corosync_conf();
+            let Some(plan) = plan_one_node(text).map_err(|e| {
+                Failure::new(format!(
+                    "cannot remove two_node from {}: {e}",
+                    path.display()
+                ))
+            })?
+            else {
+                return Ok((Value::Null, None));
+            };
+            edit::apply(
+                &path,
+                text,
+                &plan.text,
+                ctx.check_mode,
+                false,
+                TempStyle::DotNew,
+            )?;
+            let change = json!({"removed": "two_node", "config_version_before": plan.version_before, "config_version_after": plan.version_after});
+            if !ctx.check_mode {
+                if let Some(w) = wait_local_copy(env, plan.version_after) {
+                    warnings.push(w);
+                }
+            }
+            Ok((change, Some(edit::diff(&path, text, &plan.text))))
+        }
+        Stack::Cman => {
+            if nodes.len() == 1 && text.contains("two_node=\"1\"") {
+                warnings.push(format!(
+                    "{} still sets two_node=\"1\" with one node left; run cman_two_node with state=absent",
+                    env.cluster_conf().display()
+                ));
+            }
+            Ok((Value::Null, None))
+        }
+    }
 }
 
 /// Waits (bounded) for pmxcfs to copy the written corosync.conf to /etc/corosync and reloads
