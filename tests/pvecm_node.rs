@@ -265,6 +265,16 @@ fn lone_needs_the_peer_and_its_confirmation() {
     refused(&r, "gamma is not in the cluster's nodelist (alpha, beta)");
     let r = lab.run(json!({"state": "lone", "peer": "alpha", "confirm_peer_powered_off": "alpha"}));
     refused(&r, "is this node");
+    // three nodes: not a lone-node situation
+    let three = two_node_conf().replace(
+        "nodelist {\n",
+        "nodelist {\n  node {\n    name: gamma\n    nodeid: 3\n    quorum_votes: 1\n    ring0_addr: 10.99.0.3\n  }\n",
+    );
+    lab.set("pve/corosync.conf", &three);
+    refused(
+        &lab.run(lone_args()),
+        "is for a two-node cluster and the nodelist has 3 nodes",
+    );
     assert!(lab.calls().is_empty() && lab.probes().is_empty());
 }
 

@@ -701,6 +701,17 @@ fn lone(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
                 .join(", ")
         ))
     })?;
+    if nodes.len() > 2 {
+        return Err(Failure::new(format!(
+            "state=lone is for a two-node cluster and the nodelist has {} nodes ({}); with more nodes a lone quorum could split the cluster, so nothing was changed",
+            nodes.len(),
+            nodes
+                .iter()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     let rt = runtime(env, stack).map_err(|e| {
         Failure::new(format!(
             "the cluster stack ({}) does not answer on this node: {e}",
