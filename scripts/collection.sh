@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the pve2node.cluster Ansible collection: build/pve2node-cluster-VERSION.tar.gz
 # (VERSION from Cargo.toml), through `ansible-galaxy collection build`, with the release
-# binaries for x86_64 (plugins/modules/, beside their docs) and aarch64 (bin/aarch64/), the
+# binaries for x86_64 (plugins/modules/, beside their docs) and aarch64 (binaries/aarch64/), the
 # action plugin that picks one per target, the playbooks, README.md and LICENSE. Then installs
 # it into build/collections (ansible.cfg's collections_path), so the playbooks of this tree, the
 # demo and the lab run the modules by FQCN from the installed collection.
@@ -34,7 +34,7 @@ CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
 # The staging tree ansible-galaxy builds from (also where ansible-test sanity can run).
 stage=build/collection/ansible_collections/pve2node/cluster
 rm -rf build/collection
-mkdir -p "$stage"/{meta,plugins/modules,plugins/action,plugins/plugin_utils,bin/aarch64,playbooks,tests/sanity}
+mkdir -p "$stage"/{meta,plugins/modules,plugins/action,plugins/plugin_utils,binaries/aarch64,playbooks,tests/sanity}
 sed "s/^version: .*/version: $version/" galaxy.yml >"$stage/galaxy.yml"
 install -m 0644 README.md LICENSE "$stage/"
 install -m 0644 meta/runtime.yml "$stage/meta/"
@@ -46,13 +46,13 @@ install -m 0644 tests/sanity/ignore-*.txt "$stage/tests/sanity/"
 for m in "${modules[@]}"; do
   install -m 0755 "build/modules/$m" "$stage/plugins/modules/$m"
   install -m 0644 "modules/$m/$m.yml" "$stage/plugins/modules/$m.yml"
-  install -m 0755 "target/$arm/release/$m" "$stage/bin/aarch64/$m"
+  install -m 0755 "target/$arm/release/$m" "$stage/binaries/aarch64/$m"
 done
 
 # Every binary fully static (no interpreter, no NEEDED), of the architecture it claims.
-for f in "$stage"/plugins/modules/* "$stage"/bin/*/*; do
+for f in "$stage"/plugins/modules/* "$stage"/binaries/*/*; do
   [[ $f == *.yml ]] && continue
-  want=X86-64; [[ $f == */bin/aarch64/* ]] && want=AArch64
+  want=X86-64; [[ $f == */binaries/aarch64/* ]] && want=AArch64
   hdr=$(readelf -h -l -d "$f" 2>&1)
   grep -q "Machine: *.*$want" <<<"${hdr//Advanced Micro Devices /}" ||
     { echo "collection: $f is not an $want ELF binary" >&2; exit 1; }
@@ -68,7 +68,7 @@ rm -f "$tarball"
 # The binaries must keep their run bit in the tarball (ansible-galaxy keeps 0755 for files
 # that are executable in the tree).
 for m in "${modules[@]}"; do
-  for p in "plugins/modules/$m" "bin/aarch64/$m"; do
+  for p in "plugins/modules/$m" "binaries/aarch64/$m"; do
     tar -tvzf "$tarball" "$p" 2>/dev/null | grep -q '^-rwxr-xr-x' ||
       { echo "collection: $p is missing from $tarball or not executable there" >&2; exit 1; }
   done
@@ -81,5 +81,5 @@ ANSIBLE_COLLECTIONS_PATH=$here/build/collections "$galaxy" collection install --
 size() { stat -c %s "$1"; }
 echo "collection: $tarball ($(size "$tarball") bytes), installed in build/collections"
 for m in "${modules[@]}"; do
-  echo "  $m: x86_64 $(size "$stage/plugins/modules/$m") bytes, aarch64 $(size "$stage/bin/aarch64/$m") bytes"
+  echo "  $m: x86_64 $(size "$stage/plugins/modules/$m") bytes, aarch64 $(size "$stage/binaries/aarch64/$m") bytes"
 done

@@ -12,7 +12,7 @@ architecture gets one failure naming it, and nothing is uploaded.
 
 Where the binaries are, relative to the collection root: x86_64 in ``plugins/modules/``
 (the modules themselves, so ``ansible-doc`` and the module loader find them), every other
-architecture in ``bin/<uname -m>/``.
+architecture in ``binaries/<uname -m>/``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspat
 # `uname -m` of a Linux target -> where its binaries are, relative to COLLECTION_ROOT.
 ARCH_DIRS = {
     "x86_64": ("plugins", "modules"),
-    "aarch64": ("bin", "aarch64"),
+    "aarch64": ("binaries", "aarch64"),
 }
 
 
