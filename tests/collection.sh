@@ -107,7 +107,7 @@ printf '[defaults]\nretry_files_enabled = false\n' >"$ANSIBLE_CONFIG"
 check "ansible-galaxy collection install into a temp collections path" \
   test -x "$tmp/collections/ansible_collections/pve2node/cluster/plugins/modules/hosts_pin"
 for m in "${modules[@]}"; do
-  check "ansible-doc pve2node.cluster.$m" bash -c '"$1/bin/ansible-doc" "pve2node.cluster.$2" 2>&1 | grep -q "pve2node.cluster.$2"' _ "$VENV" "$m"
+  check "ansible-doc pve2node.cluster.$m" bash -c '"$1/bin/ansible-doc" "pve2node.cluster.$2" 2>&1 | grep -qi "pve2node.cluster.$2"' _ "$VENV" "$m"
 done
 # (`ansible-doc -l` itself cannot list binary modules in ansible-core 2.16 to 2.19: it reads the
 # short description from the module file as text first, and the decode error of the binary
