@@ -181,6 +181,9 @@ chmod 755 "$w/fake-aarch64/uname" "$w/fake-ppc/uname"
 PATH=$w/fake-ppc:$PATH play || true
 check "another architecture: one clear error naming it" \
   grep -q "pve2node.cluster.hosts_pin has no binary for this target's architecture 'ppc64le' (uname -m); the collection carries aarch64, x86_64" "$tmp/play.log"
+play -e pve2node_arch=riscv64 || true
+check "the host variable pve2node_arch replaces uname -m" \
+  grep -q "pve2node.cluster.hosts_pin has no binary for this target's architecture 'riscv64'" "$tmp/play.log"
 rm -rf "$ANSIBLE_REMOTE_TEMP"
 PATH=$w/fake-aarch64:$PATH ANSIBLE_KEEP_REMOTE_FILES=1 play -vvv || true
 sent=$(find "$ANSIBLE_REMOTE_TEMP" -name AnsiballZ_hosts_pin -print -quit 2>/dev/null || true)

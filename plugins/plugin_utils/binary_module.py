@@ -5,7 +5,7 @@
 Each module is a static binary, one per CPU architecture. Ansible runs a task through the
 action plugin of the module's name; for pve2node those are all this class. It asks the target
 for its architecture (``uname -m``, one extra command, skipped when the host variable
-``pve2node_arch`` is set), picks the binary built for it and then runs the task exactly as
+``pve2node_arch`` is set or facts were gathered), picks the binary built for it and then runs the task exactly as
 Ansible's stock ``normal`` action would: same upload, same arguments file, same check mode,
 diff mode, ``no_log``, ``environment``, ``async`` and result handling. A target of another
 architecture gets one failure naming it, and nothing is uploaded.
@@ -62,11 +62,12 @@ class BinaryModuleAction(NormalAction):
         return action.rsplit(".", 1)[-1]
 
     def target_arch(self, task_vars):
-        """(arch, None) from the host variable pve2node_arch or the target's `uname -m`, or (None, error)."""
+        """(arch, None) from the host variable pve2node_arch, the gathered fact architecture or the
+        target's `uname -m`, or (None, error)."""
         host_vars = task_vars
         if self._task.delegate_to:
             host_vars = task_vars.get("ansible_delegated_vars", {}).get(self._task.delegate_to, {})
-        arch = host_vars.get("pve2node_arch")
+        arch = host_vars.get("pve2node_arch") or (host_vars.get("ansible_facts") or {}).get("architecture")
         if arch:
             return str(arch).strip(), None
         res = self._low_level_execute_command("uname -m", sudoable=False)
