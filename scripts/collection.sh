@@ -36,7 +36,7 @@ stage=build/collection/ansible_collections/pve2node/cluster
 rm -rf build/collection
 mkdir -p "$stage"/{meta,plugins/modules,plugins/action,plugins/plugin_utils,binaries/aarch64,playbooks,tests/sanity}
 sed "s/^version: .*/version: $version/" galaxy.yml >"$stage/galaxy.yml"
-install -m 0644 README.md LICENSE "$stage/"
+install -m 0644 README.md LICENSE CHANGELOG.md "$stage/"
 install -m 0644 meta/runtime.yml "$stage/meta/"
 install -m 0644 plugins/action/*.py "$stage/plugins/action/"
 install -m 0644 plugins/plugin_utils/*.py "$stage/plugins/plugin_utils/"
