@@ -27,7 +27,8 @@ LINT_VENV=${PVE2NODE_LINT_VENV:-$here/.venv-lint}
 E2E=${PVE2NODE_E2E:-0}
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
 tarball=$here/build/pve2node-cluster-$version.tar.gz
-modules=(cman_two_node fuse_recover hosts_pin pvecm_cluster)
+modules=()
+for d in modules/*/; do modules+=("$(basename "$d")"); done
 passed=0 failed=0
 ok() { passed=$((passed + 1)); echo "  ok   $1"; }
 bad() { failed=$((failed + 1)); echo "  FAIL $1"; }
