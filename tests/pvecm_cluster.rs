@@ -26,6 +26,10 @@ D='@DIR@'
 printf '%s\n' "$*" >> "$D/argv.log"
 case "$1" in
   status|nodes)
+    if [ "$1" = status ] && [ -f "$D/status.txt" ] && [ -f "$D/flip.after" ]; then
+      n=$(($(cat "$D/flip.after") - 1)); echo "$n" > "$D/flip.after"
+      if [ "$n" -le 0 ]; then rm -f "$D/flip.after"; sh "$D/flip.sh"; fi
+    fi
     if [ -f "$D/$1.txt" ]; then
       cat "$D/$1.txt"
       [ -f "$D/$1.err" ] && cat "$D/$1.err" >&2
@@ -35,6 +39,10 @@ case "$1" in
     exit "$(cat "$D/nocluster.rc")"
     ;;
   create|add)
+    if [ -f "$D/refuse" ] && [ "$(cat "$D/refuse")" -gt 0 ]; then
+      echo $(($(cat "$D/refuse") - 1)) > "$D/refuse"
+      cat "$D/refuse.stdout"; cat "$D/refuse.stderr" >&2; exit 0
+    fi
     [ -f "$D/change.stdout" ] && cat "$D/change.stdout"
     if [ -f "$D/change.read" ]; then
       if read -r x; then echo "got:[$x]"; else echo "got:EOF"; fi
@@ -130,7 +138,8 @@ impl Sb {
             .env("PVE2NODE_HOSTS_FILE", self.dir.join("hosts"))
             .env("PVE2NODE_COROSYNC_CONF", self.dir.join("no-corosync.conf"))
             .env("PVE2NODE_CLUSTER_CONF", self.dir.join("cluster.conf"))
-            .env("PVE2NODE_COROSYNC_DIR", self.dir.join("etc-corosync"));
+            .env("PVE2NODE_COROSYNC_DIR", self.dir.join("etc-corosync"))
+            .env("PVE2NODE_ETC_PVE", self.dir.join("etc-pve"));
         for (k, v) in env {
             c.env(k, v);
         }
@@ -949,4 +958,221 @@ fn ansible_doc_loads() {
         text.contains("link0") && text.contains("ring0_addr") && text.contains("cluster"),
         "{text}"
     );
+}
+
+// ------------------------------------------------------------------ the join race after create
+
+/// What a real peer (PVE 8.1.3) answers a `pvecm add --use_ssh` while its /etc/pve is still
+/// read-only: on the peer's stdout the first line, pvecm's own line on stderr, exit 0.
+const NOT_READY_OUT: &str = "cluster not ready - no quorum?\n";
+const NOT_READY_ERR: &str = "unable to add node: command failed (ssh 10.99.0.1 -o BatchMode=yes pvecm addnode beta --force 1 --link0 10.99.0.2)\n";
+
+impl Sb {
+    /// The peer refuses the next `n` joins as not ready.
+    fn refuse(self, n: u32) -> Sb {
+        self.dir.write("refuse", n.to_string());
+        self.dir.write("refuse.stdout", NOT_READY_OUT);
+        self.dir.write("refuse.stderr", NOT_READY_ERR);
+        self
+    }
+    /// This node's /etc/pve, as the module sees it (the PVE2NODE_ETC_PVE hook).
+    fn etc_pve(&self) -> std::path::PathBuf {
+        self.dir.join("etc-pve")
+    }
+    /// The `pvecm status` calls after the create/join.
+    fn polls_after_change(&self) -> usize {
+        let log = self.argv_log();
+        let at = log
+            .iter()
+            .position(|l| l.starts_with("create") || l.starts_with("add"))
+            .expect("a create or join ran");
+        log[at..].iter().filter(|l| *l == "status").count()
+    }
+    /// /etc/pve becomes writable during the `n`-th `pvecm status` after the change, by `flip`
+    /// (shell commands run in the sandbox dir).
+    fn fs_flips_after(self, n: u32, flip: &str) -> Sb {
+        self.dir.write("flip.after", n.to_string());
+        self.dir.write(
+            "flip.sh",
+            format!("cd '{}' || exit 1\n{flip}\n", self.dir.path().display()),
+        );
+        self
+    }
+}
+
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn members(quorate: u32) -> String {
+    format!("{{\n\"nodename\": \"alpha\",\n\"version\": 4,\n\"cluster\": {{ \"name\": \"lab\", \"version\": 1, \"nodes\": 1, \"quorate\": {quorate} }},\n\"nodelist\": {{\n  \"alpha\": {{ \"id\": 1, \"online\": 1, \"ip\": \"10.99.0.1\"}}\n  }}\n}}\n")
+}
+
+const NODES_ALPHA: &str = "\nMembership information\n----------------------\n    Nodeid      Votes Name\n         1          1 alpha (local)\n";
+
+#[test]
+fn join_refused_as_not_ready_is_retried_until_the_peer_accepts() {
+    let sb = Sb::new("pve8", "beta", HOSTS_ALPHA)
+        .refuse(2)
+        .after(
+            fx!("pve8/pvecm-status-2node.txt"),
+            fx!("pve8/pvecm-nodes.txt"),
+        )
+        .change(fx!("errors/pve8-join-success.txt"), "", 0);
+    let v = sb.run(json!({"name": "lab", "peer": "10.99.0.1", "link0": "10.99.0.2", "use_ssh": true, "timeout": 60}));
+    assert!(!failed(&v), "{v}");
+    assert_eq!(v["changed"], json!(true));
+    assert_eq!(v["attempts"], json!(3), "{v}");
+    assert_eq!(
+        sb.changing_calls(),
+        vec!["add 10.99.0.1 --link0 10.99.0.2 --use_ssh 1"; 3]
+    );
+    assert!(msg(&v).contains("joined cluster 'lab'"), "{v}");
+    // the result shows the join that worked, not a refused one
+    assert!(v["stdout"]
+        .as_str()
+        .unwrap()
+        .contains("waiting for quorum...OK"));
+    assert_eq!(v["cluster"]["nodes"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn join_refused_as_not_ready_until_the_timeout_names_that_cause() {
+    let sb = Sb::new("pve8", "beta", HOSTS_ALPHA).refuse(1000);
+    let t0 = Instant::now();
+    let v = sb.run(json!({"name": "lab", "peer": "10.99.0.1", "use_ssh": true, "timeout": 20}));
+    let took = t0.elapsed();
+    assert!(failed(&v), "{v}");
+    let m = msg(&v);
+    assert!(
+        m.contains("likely cause")
+            && m.contains("cluster not ready - no quorum?")
+            && m.contains("read-only"),
+        "{m}"
+    );
+    // the ssh line is pvecm's consequence of the refusal, not an ssh problem
+    assert!(!m.to_lowercase().contains("ssh access"), "{m}");
+    let attempts = v["attempts"].as_u64().unwrap();
+    assert!(attempts >= 2, "{v}");
+    assert_eq!(sb.changing_calls().len() as u64, attempts);
+    assert_eq!(v["stdout"], json!(NOT_READY_OUT));
+    assert_eq!(v["stderr"], json!(NOT_READY_ERR));
+    assert_eq!(v["rc"], json!(0));
+    assert_eq!(v["cluster"]["member"], json!(false));
+    assert!(took < Duration::from_secs(60), "{took:?}");
+    // a create never retries (the text comes from a peer)
+    let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA).refuse(1000);
+    let v = sb.run(json!({"name": "lab", "timeout": 20}));
+    assert!(failed(&v), "{v}");
+    assert_eq!(sb.changing_calls().len(), 1);
+}
+
+#[test]
+fn create_waits_until_etc_pve_is_writable_in_each_form() {
+    type Setup = fn(&Path);
+    let cases: &[(&str, Setup, &str)] = &[
+        // real pmxcfs: `local` -> nodes/NAME (0555 without quorum) and .members "quorate"
+        (
+            "local+members",
+            |d| {
+                std::fs::create_dir_all(d.join("nodes/alpha")).unwrap();
+                std::os::unix::fs::symlink("nodes/alpha", d.join("local")).unwrap();
+                std::fs::write(d.join(".members"), members(0)).unwrap();
+                set_mode(&d.join("nodes/alpha"), 0o555);
+            },
+            "chmod 755 etc-pve/nodes/alpha && sed -i 's/\"quorate\": 0/\"quorate\": 1/' etc-pve/.members",
+        ),
+        // .members alone
+        (
+            "members",
+            |d| std::fs::write(d.join(".members"), members(0)).unwrap(),
+            "sed -i 's/\"quorate\": 0/\"quorate\": 1/' etc-pve/.members",
+        ),
+        // the `local` symlink alone
+        (
+            "local",
+            |d| {
+                std::fs::create_dir_all(d.join("nodes/alpha")).unwrap();
+                std::os::unix::fs::symlink("nodes/alpha", d.join("local")).unwrap();
+                set_mode(&d.join("nodes/alpha"), 0o555);
+            },
+            "chmod 755 etc-pve/nodes/alpha",
+        ),
+        // the old lab stand-in: no `local`, a .members without "quorate": the dir's write bit
+        (
+            "dir",
+            |d| {
+                std::fs::write(d.join(".members"), "{\n\"nodename\": \"alpha\",\n\"version\": 1\n}\n")
+                    .unwrap();
+                set_mode(d, 0o555);
+            },
+            "chmod 755 etc-pve",
+        ),
+    ];
+    for (form, setup, flip) in cases {
+        let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA)
+            .after(fx!("pve8/pvecm-status-single.txt"), NODES_ALPHA)
+            .fs_flips_after(3, flip);
+        std::fs::create_dir_all(sb.etc_pve()).unwrap();
+        setup(&sb.etc_pve());
+        let v = sb.run(json!({"name": "lab", "link0": "10.99.0.1", "timeout": 60}));
+        assert!(!failed(&v), "{form}: {v}");
+        assert_eq!(v["changed"], json!(true), "{form}");
+        // it polled until the filesystem was writable, and says how long that took
+        assert!(
+            !sb.dir.join("flip.after").exists(),
+            "{form}: returned before /etc/pve was writable: {v}"
+        );
+        assert_eq!(sb.polls_after_change(), 3, "{form}: {:?}", sb.argv_log());
+        let waited = v["waited_for_pmxcfs"].as_f64().unwrap();
+        assert!(waited > 0.0 && waited < 60.0, "{form}: {v}");
+    }
+}
+
+#[test]
+fn create_does_not_wait_for_a_writable_or_missing_etc_pve() {
+    // writable at once, in the real form and as a plain directory, or no /etc/pve at all
+    for form in ["members", "dir", "none"] {
+        let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA)
+            .after(fx!("pve8/pvecm-status-single.txt"), NODES_ALPHA);
+        match form {
+            "members" => {
+                std::fs::create_dir_all(sb.etc_pve()).unwrap();
+                std::fs::write(sb.etc_pve().join(".members"), members(1)).unwrap();
+            }
+            "dir" => std::fs::create_dir_all(sb.etc_pve()).unwrap(),
+            _ => {}
+        }
+        let v = sb.run(json!({"name": "lab", "timeout": 60}));
+        assert!(!failed(&v), "{form}: {v}");
+        assert_eq!(sb.polls_after_change(), 1, "{form}");
+        assert_eq!(v["waited_for_pmxcfs"], json!(0.0), "{form}: {v}");
+    }
+}
+
+#[test]
+fn etc_pve_that_stays_read_only_fails_within_timeout() {
+    let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA)
+        .after(fx!("pve8/pvecm-status-single.txt"), NODES_ALPHA);
+    std::fs::create_dir_all(sb.etc_pve()).unwrap();
+    std::fs::write(sb.etc_pve().join(".members"), members(0)).unwrap();
+    let v = sb.run(json!({"name": "lab", "timeout": 3}));
+    assert!(failed(&v), "{v}");
+    let m = msg(&v);
+    assert!(
+        m.contains("still read-only") && m.contains("etc-pve") && m.contains("quorate: yes"),
+        "{m}"
+    );
+    assert!(v["waited_for_pmxcfs"].as_f64().unwrap() >= 1.0, "{v}");
+    assert!(sb.polls_after_change() >= 2);
+    assert_eq!(v["cluster"]["member"], json!(true));
+    // wait: false does not wait for it
+    let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA)
+        .after(fx!("pve8/pvecm-status-single.txt"), NODES_ALPHA);
+    std::fs::create_dir_all(sb.etc_pve()).unwrap();
+    std::fs::write(sb.etc_pve().join(".members"), members(0)).unwrap();
+    let v = sb.run(json!({"name": "lab", "wait": false}));
+    assert!(!failed(&v), "{v}");
+    assert_eq!(sb.polls_after_change(), 1);
 }

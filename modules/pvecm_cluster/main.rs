@@ -12,6 +12,7 @@ use pve2node::protocol::{
 };
 use pve2node::pve::status::{self as pst, ClusterFacts, Era, NoCluster, Prompt};
 use pve2node::run::{self, Output};
+use pve2node::wait;
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -891,86 +892,405 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
             .with("cluster", cluster));
     }
 
-    // Run it.
-    let left = deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_secs(1));
-    let out = run::run(&argv, left).map_err(|e| run_err(&a, e))?;
-    let text = combined(&out);
+    // Run it; a join the peer refused because its /etc/pve was still read-only is run again.
     let peer = a.peer.as_deref().unwrap_or("");
-    let failed = |msg: String, cur: &Current| -> Failure {
-        fail_with_output(msg, &out)
+    let etc_pve = etc_pve_dir();
+    let mut attempts = 0u32;
+    let mut last_refusal: Option<Output> = None;
+    let mut last_cur = cur.clone();
+    let total = deadline.saturating_duration_since(Instant::now());
+    let ran = wait::until(total, RETRY_EVERY, |left| {
+        if attempts > 0 && left < RETRY_MIN_LEFT {
+            return Some(Err(Attempt::OutOfTime));
+        }
+        attempts += 1;
+        let out = match run::run(&argv, left.max(Duration::from_secs(1))) {
+            Ok(o) => o,
+            Err(e) => return Some(Err(Attempt::Fail(run_err(&a, e)))),
+        };
+        match settle(&a, kind, &out, deadline, &etc_pve, &mut last_cur) {
+            Ok(Settled::Rerun(_)) => {
+                last_refusal = Some(out);
+                None
+            }
+            Ok(s) => Some(Ok((s, out))),
+            Err(f) => Some(Err(Attempt::Fail(f))),
+        }
+    });
+    let failed = |msg: String, out: &Output, cur: &Current| -> Failure {
+        with_output(Failure::new(msg), out)
             .with("preflight", checks_json.clone())
             .with("cluster", facts_of(cur, Some(era)).to_json())
+            .with("attempts", attempts)
     };
-    if let Some(p) = pst::detect_prompt(&text) {
-        return Err(failed(prompt_msg(p, kind, peer), &cur));
-    }
-    let cause = pst::likely_cause(&failure_text(&text));
-    if out.timed_out {
-        let c = cause
-            .map(|c| format!(" (likely cause: {c})"))
-            .unwrap_or_default();
-        return Err(failed(
-            format!("pvecm {} {}{c}", argv_sub(kind), out.describe()),
-            &cur,
-        ));
-    }
-
-    // Decide by the state afterwards. A known error message ends the wait at once; a
-    // non-zero exit without one gets a short grace (the cluster may still have come up,
-    // e.g. when only a late step such as a service restart failed).
-    let grace_end = if out.success() {
-        deadline
-    } else {
-        deadline.min(Instant::now() + FAILED_RC_GRACE)
-    };
-    let mut last;
-    loop {
-        let remain = deadline.saturating_duration_since(Instant::now());
-        let (state, _) = read_state(&a, remain)?;
-        last = state;
-        if reached(&a, kind, &last) {
-            break;
+    let (settled, out) = match ran {
+        Ok((Ok(s), _)) => s,
+        Ok((Err(Attempt::Fail(f)), _)) => {
+            return Err(f
+                .with("preflight", checks_json.clone())
+                .with("attempts", attempts))
         }
-        let now = Instant::now();
-        if cause.is_some() || !a.wait || now >= grace_end {
+        Ok((Err(Attempt::OutOfTime), spent)) | Err(spent) => {
+            let out = last_refusal.unwrap_or_default();
+            return Err(failed(
+                format!(
+                    "failed to {what}: likely cause: {} ({attempts} attempts in {:.0} s); last status: {}",
+                    not_ready_cause(&failure_text(&combined(&out))),
+                    spent.as_secs_f64(),
+                    summary(&last_cur)
+                ),
+                &out,
+                &last_cur,
+            ));
+        }
+    };
+    match settled {
+        Settled::Prompt(p) => Err(failed(prompt_msg(p, kind, peer), &out, &last_cur)),
+        Settled::CommandTimedOut(cause) => {
+            let c = cause
+                .map(|c| format!(" (likely cause: {c})"))
+                .unwrap_or_default();
+            Err(failed(
+                format!("pvecm {} {}{c}", argv_sub(kind), out.describe()),
+                &out,
+                &last_cur,
+            ))
+        }
+        Settled::GaveUp(cause) | Settled::Rerun(cause) => {
             let c = match &cause {
                 Some(c) => format!("likely cause: {c}"),
                 None if !out.success() => format!("pvecm {}", out.describe()),
                 None if !a.wait => "state not reached yet (wait: false)".to_string(),
                 None => format!("not reached within {} s", a.timeout.as_secs()),
             };
-            if !a.wait && out.success() && cause.is_none() {
-                // Not waiting: the command ran cleanly; report what is there now.
-                return Ok(Outcome::new(
-                    true,
-                    format!("ran pvecm to {what} (not waiting; now {})", summary(&last)),
-                )
-                .with("cmd", json!(argv))
-                .with("rc", out.rc_value())
-                .with("stdout", out.stdout.clone())
-                .with("stderr", out.stderr.clone())
-                .with("preflight", checks_json)
-                .with("cluster", facts_of(&last, Some(era)).to_json()));
-            }
-            return Err(failed(
-                format!("failed to {what}: {c}; last status: {}", summary(&last)),
-                &last,
-            ));
+            Err(failed(
+                format!("failed to {what}: {c}; last status: {}", summary(&last_cur)),
+                &out,
+                &last_cur,
+            ))
         }
-        let remain = deadline.saturating_duration_since(Instant::now());
-        std::thread::sleep(POLL_INTERVAL.min(remain));
+        Settled::NotWaiting => Ok(with_output(
+            Outcome::new(
+                true,
+                format!("ran pvecm to {what} (not waiting; now {})", summary(&last_cur)),
+            ),
+            &out,
+        )
+        .with("preflight", checks_json)
+        .with("cluster", facts_of(&last_cur, Some(era)).to_json())
+        .with("attempts", attempts)),
+        Settled::FsReadOnly(waited) => Err(failed(
+            format!(
+                "failed to {what}: the cluster is up ({}) but its filesystem {} is still read-only after {:.1} s (pmxcfs has no quorum yet, so a join through this node would be refused): check `journalctl -u pve-cluster`, or raise timeout",
+                summary(&last_cur),
+                etc_pve.display(),
+                waited.as_secs_f64()
+            ),
+            &out,
+            &last_cur,
+        )
+        .with("waited_for_pmxcfs", secs(waited))),
+        Settled::Done(waited) => Ok(with_output(
+            Outcome::new(true, format!("{}: {}", past(kind, &a), summary(&last_cur))),
+            &out,
+        )
+        .with("preflight", checks_json)
+        .with("cluster", facts_of(&last_cur, Some(era)).to_json())
+        .with("attempts", attempts)
+        .with("waited_for_pmxcfs", secs(waited))),
     }
-    Ok(
-        Outcome::new(true, format!("{}: {}", past(kind, &a), summary(&last)))
-            .with("cmd", json!(argv))
-            .with("rc", out.rc_value())
-            .with("stdout", out.stdout.clone())
-            .with("stderr", out.stderr.clone())
-            .with("preflight", checks_json)
-            .with("cluster", facts_of(&last, Some(era)).to_json()),
-    )
+}
+
+/// How one run of the create/join command ended, once the state afterwards was looked at.
+#[derive(Debug)]
+enum Settled {
+    /// The state asked for, with /etc/pve writable after this long (after the cluster was up).
+    Done(Duration),
+    /// wait: false and no known error: not waited for.
+    NotWaiting,
+    /// The peer refused the join because its /etc/pve was read-only: run the join again.
+    Rerun(Option<String>),
+    Prompt(Prompt),
+    CommandTimedOut(Option<String>),
+    /// A known error, a failed exit after its grace, or the timeout: with the likely cause.
+    GaveUp(Option<String>),
+    /// The cluster came up but /etc/pve stayed read-only until the deadline (waited this long).
+    FsReadOnly(Duration),
+}
+
+enum Attempt {
+    Fail(Failure),
+    OutOfTime,
+}
+
+/// After one create/join command: polls the cluster state (and, once it is reached, this
+/// node's /etc/pve) until the stop rule says how it ended or the deadline passes.
+fn settle(
+    a: &Args,
+    kind: Kind,
+    out: &Output,
+    deadline: Instant,
+    etc_pve: &std::path::Path,
+    last: &mut Current,
+) -> Result<Settled, Failure> {
+    let text = combined(out);
+    if let Some(p) = pst::detect_prompt(&text) {
+        return Ok(Settled::Prompt(p));
+    }
+    let ftext = failure_text(&text);
+    let peer_not_ready = kind == Kind::Join && ftext.contains(PEER_NOT_READY);
+    let cause = if peer_not_ready {
+        Some(not_ready_cause(&ftext))
+    } else {
+        pst::likely_cause(&ftext)
+    };
+    if out.timed_out {
+        return Ok(Settled::CommandTimedOut(cause));
+    }
+    // A non-zero exit without a known message gets a short grace: the cluster may still
+    // have come up (e.g. when only a late step such as a service restart failed).
+    let grace_end = if out.success() {
+        deadline
+    } else {
+        deadline.min(Instant::now() + FAILED_RC_GRACE)
+    };
+    let mut up_since: Option<Instant> = None;
+    let left = deadline.saturating_duration_since(Instant::now());
+    let r = wait::until(left, POLL_INTERVAL, |left| {
+        let state = match read_state(a, left) {
+            Ok((s, _)) => s,
+            Err(f) => return Some(Err(f)),
+        };
+        *last = state;
+        let reached = reached(a, kind, last);
+        let fs_writable = if reached && a.wait {
+            let since = *up_since.get_or_insert_with(Instant::now);
+            let ok = pmxcfs_writable(&read_pve_fs(etc_pve));
+            Some((ok, since.elapsed()))
+        } else {
+            None
+        };
+        let seen = Seen {
+            reached,
+            fs_writable: fs_writable.is_some_and(|(ok, _)| ok),
+        };
+        let ran = Ran {
+            known_error: cause.is_some(),
+            peer_not_ready,
+            rc_ok: out.success(),
+            wait: a.wait,
+            past_grace: Instant::now() >= grace_end,
+        };
+        let waited = fs_writable.map(|(_, w)| w).unwrap_or_default();
+        match next_step(seen, ran) {
+            Next::Poll => None,
+            Next::Done => Some(Ok(Settled::Done(waited))),
+            Next::NotWaiting => Some(Ok(Settled::NotWaiting)),
+            Next::Rerun => Some(Ok(Settled::Rerun(cause.clone()))),
+            Next::GiveUp => Some(Ok(Settled::GaveUp(cause.clone()))),
+        }
+    });
+    match r {
+        Ok((s, _)) => s,
+        Err(_) => Ok(match up_since {
+            Some(t) if reached(a, kind, last) => Settled::FsReadOnly(t.elapsed()),
+            _ => Settled::GaveUp(cause),
+        }),
+    }
+}
+
+/// What one poll after the command saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    /// The cluster state asked for (member of `name`, quorate, enough nodes online).
+    reached: bool,
+    /// This node's /etc/pve is writable (pmxcfs has quorum).
+    fs_writable: bool,
+}
+
+/// What the command that ran told, and where the wait stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ran {
+    /// Its output holds a known error message.
+    known_error: bool,
+    /// A join the peer refused with `cluster not ready - no quorum?`.
+    peer_not_ready: bool,
+    rc_ok: bool,
+    wait: bool,
+    /// The grace after a failed exit (or the whole timeout) is over.
+    past_grace: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Done,
+    NotWaiting,
+    Poll,
+    Rerun,
+    GiveUp,
+}
+
+/// The wait's stop rule: the cluster state alone is not enough after a create or join, this
+/// node's cluster filesystem must be writable too (right after `pvecm create` corosync is
+/// quorate at once but pmxcfs stays read-only for ~4.5 s, and a join through it fails).
+fn next_step(seen: Seen, ran: Ran) -> Next {
+    match (seen.reached, seen.fs_writable) {
+        (true, true) => return Next::Done,
+        (true, false) if !ran.wait => return Next::Done,
+        (true, false) => return Next::Poll,
+        _ => {}
+    }
+    if ran.peer_not_ready {
+        return Next::Rerun;
+    }
+    if !ran.wait && ran.rc_ok && !ran.known_error {
+        return Next::NotWaiting;
+    }
+    if ran.known_error || !ran.wait || ran.past_grace {
+        return Next::GiveUp;
+    }
+    Next::Poll
+}
+
+/// What the peer's pvecm prints (stdout) when its /etc/pve is read-only (no pmxcfs quorum).
+const PEER_NOT_READY: &str = "cluster not ready - no quorum?";
+/// Pause between joins the peer refused as not ready.
+const RETRY_EVERY: Duration = Duration::from_secs(2);
+/// A join takes 11-16 s on real nodes: none is started with less time left (a join killed by
+/// the timeout half-way would leave this node half-joined).
+const RETRY_MIN_LEFT: Duration = Duration::from_secs(15);
+
+/// The likely cause of a join the peer refused as not ready. pvecm's own line about the
+/// failed ssh command is a consequence, not a reason to check ssh access.
+fn not_ready_cause(text: &str) -> String {
+    let rest: String = text
+        .lines()
+        .filter(|l| {
+            !l.contains(PEER_NOT_READY) && !l.contains("unable to add node: command failed")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut c = vec![format!(
+        "the peer refused the join with `{PEER_NOT_READY}`: its cluster filesystem /etc/pve is still read-only (pmxcfs has no quorum yet, as for a few seconds after `pvecm create` or a corosync restart there); check `pvecm status` and that /etc/pve is writable on the peer, then run again"
+    )];
+    c.extend(pst::likely_causes(&rest).into_iter().map(str::to_string));
+    c.join("; ")
+}
+
+fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 100.0).round() / 100.0
+}
+
+/// Result or failure: both take extra keys.
+trait Keys: Sized {
+    fn key(self, k: &str, v: Value) -> Self;
+}
+impl Keys for Outcome {
+    fn key(self, k: &str, v: Value) -> Self {
+        self.with(k, v)
+    }
+}
+impl Keys for Failure {
+    fn key(self, k: &str, v: Value) -> Self {
+        self.with(k, v)
+    }
+}
+
+/// The one way a command's `cmd`, `rc`, `stdout`, `stderr` (and `timed_out`) go into a result.
+fn with_output<T: Keys>(x: T, o: &Output) -> T {
+    match o.to_json() {
+        Value::Object(m) => m.into_iter().fold(x, |x, (k, v)| x.key(&k, v)),
+        _ => x,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// This node's cluster filesystem (edge, and its pure reading)
+
+/// Test hook: this node's /etc/pve.
+const ENV_ETC_PVE: &str = "PVE2NODE_ETC_PVE";
+
+fn etc_pve_dir() -> std::path::PathBuf {
+    protocol::test_hook(ENV_ETC_PVE)
+        .unwrap_or_else(|| "/etc/pve".to_string())
+        .into()
+}
+
+/// What /etc/pve shows about pmxcfs's quorum. Each is `None` when that form is absent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct PveFs {
+    /// `.members`' `"quorate"` field (pmxcfs writes `"quorate": 1` once it has quorum).
+    members_quorate: Option<bool>,
+    /// The `local` symlink (-> `nodes/NAME`): its target's write bit, and the mount not read-only.
+    local_writable: Option<bool>,
+    /// /etc/pve itself: its write bit and the mount not read-only.
+    dir_writable: Option<bool>,
+}
+
+/// Writable when the first form present says so; none present (no /etc/pve) is not waited for.
+fn pmxcfs_writable(fs: &PveFs) -> bool {
+    fs.members_quorate
+        .or(fs.local_writable)
+        .or(fs.dir_writable)
+        .unwrap_or(true)
+}
+
+/// The value of the first `"quorate": N` in a `.members` text.
+fn members_quorate(text: &str) -> Option<bool> {
+    let at = text.find("\"quorate\"")?;
+    let rest = text.get(at + "\"quorate\"".len()..)?.trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start();
+    if rest.starts_with("true") {
+        return Some(true);
+    }
+    if rest.starts_with("false") {
+        return Some(false);
+    }
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse::<u64>().ok().map(|n| n != 0)
+}
+
+/// A directory's owner write bit, and its mount not read-only (EROFS).
+fn dir_writable(p: &std::path::Path) -> Option<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    let m = std::fs::metadata(p).ok()?;
+    if !m.is_dir() {
+        return None;
+    }
+    Some(m.permissions().mode() & 0o200 != 0 && !mount_read_only(p))
+}
+
+fn mount_read_only(p: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statvfs writes into the zeroed struct we own; the path is NUL-terminated.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        libc::statvfs(c.as_ptr(), &mut st) == 0 && st.f_flag & libc::ST_RDONLY != 0
+    }
+}
+
+fn read_pve_fs(dir: &std::path::Path) -> PveFs {
+    use std::io::Read;
+    let members = std::fs::File::open(dir.join(".members"))
+        .ok()
+        .and_then(|f| {
+            let mut s = String::new();
+            f.take(64 * 1024).read_to_string(&mut s).ok()?;
+            members_quorate(&s)
+        });
+    let local = dir.join("local");
+    let local_writable = match std::fs::symlink_metadata(&local) {
+        Ok(m) if m.file_type().is_symlink() => Some(dir_writable(&local).unwrap_or(false)),
+        _ => None,
+    };
+    PveFs {
+        members_quorate: members,
+        local_writable,
+        dir_writable: dir_writable(dir),
+    }
 }
 
 /// The part of pvecm's output whose known messages explain a failure. With `force`, PVE 5+
@@ -1273,5 +1593,162 @@ mod tests {
         assert_eq!(corosync_conf_facts(t), (Some("lab".into()), Some(2)));
         assert_eq!(link0_address("address=10.0.0.1,priority=5"), "10.0.0.1");
         assert_eq!(link0_address("10.0.0.1"), "10.0.0.1");
+    }
+
+    fn ran() -> Ran {
+        Ran {
+            known_error: false,
+            peer_not_ready: false,
+            rc_ok: true,
+            wait: true,
+            past_grace: false,
+        }
+    }
+
+    #[test]
+    fn stop_rule() {
+        let up = |fs| Seen {
+            reached: true,
+            fs_writable: fs,
+        };
+        let down = Seen {
+            reached: false,
+            fs_writable: false,
+        };
+        // the cluster state alone is not enough: /etc/pve must be writable too
+        assert_eq!(next_step(up(true), ran()), Next::Done);
+        assert_eq!(next_step(up(false), ran()), Next::Poll);
+        // ... even past the grace and with a known message in the output
+        let late = Ran {
+            past_grace: true,
+            known_error: true,
+            rc_ok: false,
+            ..ran()
+        };
+        assert_eq!(next_step(up(false), late), Next::Poll);
+        assert_eq!(next_step(up(true), late), Next::Done);
+        // wait: false never waits for the filesystem
+        let nowait = Ran {
+            wait: false,
+            ..ran()
+        };
+        assert_eq!(next_step(up(false), nowait), Next::Done);
+        assert_eq!(next_step(down, nowait), Next::NotWaiting);
+        // a peer not ready: join again (also with wait: false)
+        let refused = Ran {
+            peer_not_ready: true,
+            known_error: true,
+            ..ran()
+        };
+        assert_eq!(next_step(down, refused), Next::Rerun);
+        assert_eq!(
+            next_step(
+                down,
+                Ran {
+                    wait: false,
+                    ..refused
+                }
+            ),
+            Next::Rerun
+        );
+        assert_eq!(next_step(up(true), refused), Next::Done);
+        // not reached yet
+        assert_eq!(next_step(down, ran()), Next::Poll);
+        let known = Ran {
+            known_error: true,
+            ..ran()
+        };
+        assert_eq!(next_step(down, known), Next::GiveUp);
+        let failed_rc = Ran {
+            rc_ok: false,
+            ..ran()
+        };
+        assert_eq!(next_step(down, failed_rc), Next::Poll);
+        assert_eq!(
+            next_step(
+                down,
+                Ran {
+                    past_grace: true,
+                    ..failed_rc
+                }
+            ),
+            Next::GiveUp
+        );
+        assert_eq!(
+            next_step(
+                down,
+                Ran {
+                    wait: false,
+                    ..failed_rc
+                }
+            ),
+            Next::GiveUp
+        );
+    }
+
+    #[test]
+    fn pmxcfs_quorum_forms() {
+        let real = "{\n\"nodename\": \"alpha\",\n\"version\": 5,\n\"cluster\": { \"name\": \"lab\", \"version\": 2, \"nodes\": 2, \"quorate\": 1 },\n\"nodelist\": {\n  \"alpha\": { \"id\": 1, \"online\": 1, \"ip\": \"10.99.0.1\"}\n  }\n}\n";
+        assert_eq!(members_quorate(real), Some(true));
+        assert_eq!(
+            members_quorate(&real.replace("\"quorate\": 1", "\"quorate\": 0")),
+            Some(false)
+        );
+        assert_eq!(members_quorate("{\"quorate\":true}"), Some(true));
+        // local mode / the old lab: no quorate field
+        assert_eq!(
+            members_quorate("{\n\"nodename\": \"alpha\",\n\"version\": 1\n}\n"),
+            None
+        );
+        assert_eq!(members_quorate("\"quorate\": x"), None);
+        assert_eq!(members_quorate(""), None);
+        // the first form present decides; none present is not waited for
+        let fs = |m, l, d| PveFs {
+            members_quorate: m,
+            local_writable: l,
+            dir_writable: d,
+        };
+        assert!(pmxcfs_writable(&fs(None, None, None)));
+        assert!(pmxcfs_writable(&fs(Some(true), Some(false), Some(false))));
+        assert!(!pmxcfs_writable(&fs(Some(false), Some(true), Some(true))));
+        assert!(!pmxcfs_writable(&fs(None, Some(false), Some(true))));
+        assert!(pmxcfs_writable(&fs(None, Some(true), Some(false))));
+        assert!(!pmxcfs_writable(&fs(None, None, Some(false))));
+        assert!(pmxcfs_writable(&fs(None, None, Some(true))));
+    }
+
+    #[test]
+    fn read_pve_fs_sees_each_form() {
+        let d = std::env::temp_dir().join(format!("pvecm-fs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("nodes/alpha")).unwrap();
+        assert_eq!(
+            read_pve_fs(&d),
+            PveFs {
+                dir_writable: Some(true),
+                ..PveFs::default()
+            }
+        );
+        std::os::unix::fs::symlink("nodes/alpha", d.join("local")).unwrap();
+        std::fs::write(d.join(".members"), "{\"cluster\": {\"quorate\": 0}}").unwrap();
+        let fs = read_pve_fs(&d);
+        assert_eq!(fs.members_quorate, Some(false));
+        assert_eq!(fs.local_writable, Some(true));
+        // a dangling `local` is not writable
+        std::fs::remove_dir(d.join("nodes/alpha")).unwrap();
+        assert_eq!(read_pve_fs(&d).local_writable, Some(false));
+        assert_eq!(read_pve_fs(&d.join("missing")), PveFs::default());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn not_ready_cause_drops_the_ssh_hint() {
+        let text = "cluster not ready - no quorum?\nunable to add node: command failed (ssh 10.99.0.1 -o BatchMode=yes pvecm addnode beta --force 1 --link0 10.99.0.2)\n";
+        let c = not_ready_cause(text);
+        assert!(c.contains("cluster not ready - no quorum?") && c.contains("read-only"));
+        assert!(!c.contains("SSH access"), "{c}");
+        // other known messages in the same output still show
+        let c = not_ready_cause(&format!("{text}Host key verification failed.\n"));
+        assert!(c.contains("known_hosts"), "{c}");
     }
 }
