@@ -132,7 +132,8 @@ impl Lab {
             .env("TMPDIR", self.dir.path())
             .env_remove("PVE2NODE_PVE_DIR")
             .env_remove("PVE2NODE_COROSYNC_LOCAL")
-            .env_remove("PVE2NODE_CLUSTER_LOCAL");
+            .env_remove("PVE2NODE_CLUSTER_LOCAL")
+            .env_remove("PVE2NODE_BACKUP_DIR");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -479,29 +480,10 @@ fn pve_dir_write_waits_for_pmxcfs_copy_then_reloads_and_verifies() {
         ("PVE2NODE_PVE_DIR", p(&lab.path("pve"))),
         ("PVE2NODE_COROSYNC_LOCAL", p(&local)),
     ];
-    // Play pmxcfs: copy the file once it has the new version, after a delay.
-    let (src, dst) = (f.clone(), local.clone());
-    let copier = std::thread::spawn(move || {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(20) {
-            let t = std::fs::read_to_string(&src).unwrap_or_default();
-            if t.contains("config_version: 3") {
-                std::thread::sleep(Duration::from_millis(700));
-                std::fs::write(&dst, t).unwrap();
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    });
-    let start = Instant::now();
+    let copier = pmxcfs_copier(&lab, &f, &local, "config_version: 3");
     let r = lab.run(json!({"path": p(&f), "timeout": 15}), &env);
     assert!(copier.join().unwrap());
     assert!(!r.failed(), "{}", r.json);
-    assert!(
-        start.elapsed() >= Duration::from_millis(700),
-        "did not wait for the copy"
-    );
     assert_eq!(
         lab.read("pve/corosync.conf"),
         fixture("pve8/corosync.conf.two-node")
@@ -510,11 +492,222 @@ fn pve_dir_write_waits_for_pmxcfs_copy_then_reloads_and_verifies() {
         !lab.path("pve/corosync.conf.new").exists(),
         "the .new file was not the temp file"
     );
-    assert_eq!(lab.calls(), vec!["corosync-cfgtool -R"]);
+    // The reload waited for the copy (the call log shows the order).
+    assert_eq!(lab.calls(), vec!["pmxcfs-copy", "corosync-cfgtool -R"]);
     assert_eq!(r.json["activated"]["rc"], 0);
     assert_eq!(
         r.json["runtime_flags"],
         json!(["2Node", "Quorate", "WaitForAll"])
+    );
+}
+
+/// Plays pmxcfs: once `src` contains `needle`, after a delay, logs `pmxcfs-copy` to the call
+/// log and copies `src` to `dst`. Bounded (20 s); the thread returns whether it copied.
+fn pmxcfs_copier(
+    lab: &Lab,
+    src: &Path,
+    dst: &Path,
+    needle: &'static str,
+) -> std::thread::JoinHandle<bool> {
+    let (src, dst, calls) = (src.to_path_buf(), dst.to_path_buf(), lab.path("calls"));
+    std::thread::spawn(move || {
+        let copied =
+            pve2node::wait::until(Duration::from_secs(20), Duration::from_millis(50), |_| {
+                let t = std::fs::read_to_string(&src).unwrap_or_default();
+                t.contains(needle).then_some(t)
+            });
+        let Ok((t, _)) = copied else {
+            return false;
+        };
+        std::thread::sleep(Duration::from_millis(700));
+        use std::io::Write;
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&calls)
+            .unwrap();
+        writeln!(log, "pmxcfs-copy").unwrap();
+        std::fs::write(&dst, t).unwrap();
+        true
+    })
+}
+
+/// pmxcfs copies an EQUAL config_version with other content too (proxmox.md §8): a local copy
+/// that already shows the new version number is not yet the new file, so the module waits for
+/// the new bytes before the reload, and says so when they never come.
+#[test]
+fn equal_version_with_other_content_waits_for_the_copy() {
+    let lab = Lab::new("c2n-equal");
+    std::fs::create_dir_all(lab.path("pve")).unwrap();
+    let f = lab.write("pve/corosync.conf", &fixture("pve8/corosync.conf"));
+    let local = lab.write(
+        "local-corosync.conf",
+        &fixture("pve8/corosync.conf").replace("config_version: 2", "config_version: 3"),
+    );
+    lab.write("flag-follows", "on");
+    let env = [
+        ("PVE2NODE_PVE_DIR", p(&lab.path("pve"))),
+        ("PVE2NODE_COROSYNC_LOCAL", p(&local)),
+    ];
+    let copier = pmxcfs_copier(&lab, &f, &local, "two_node: 1");
+    let r = lab.run(json!({"path": p(&f), "timeout": 15}), &env);
+    assert!(copier.join().unwrap());
+    assert!(!r.failed() && r.changed(), "{}", r.json);
+    assert_eq!(lab.calls(), vec!["pmxcfs-copy", "corosync-cfgtool -R"]);
+    assert_eq!(
+        lab.read("local-corosync.conf"),
+        lab.read("pve/corosync.conf")
+    );
+
+    // Never copied: the failure names the equal version with other content.
+    let lab = Lab::new("c2n-equal-never");
+    std::fs::create_dir_all(lab.path("pve")).unwrap();
+    let f = lab.write("pve/corosync.conf", &fixture("pve8/corosync.conf"));
+    let local = lab.write(
+        "local-corosync.conf",
+        &fixture("pve8/corosync.conf").replace("config_version: 2", "config_version: 3"),
+    );
+    let env = [
+        ("PVE2NODE_PVE_DIR", p(&lab.path("pve"))),
+        ("PVE2NODE_COROSYNC_LOCAL", p(&local)),
+    ];
+    let r = lab.run(json!({"path": p(&f), "timeout": 1}), &env);
+    assert!(r.failed() && r.changed(), "{}", r.json);
+    assert!(
+        r.msg()
+            .contains("still shows version 3 with another text than the new one"),
+        "{}",
+        r.msg()
+    );
+    assert!(
+        lab.calls().is_empty(),
+        "reloaded the old text: {:?}",
+        lab.calls()
+    );
+}
+
+/// The real pmxcfs runs `corosync-cfgtool -R` itself inside the rename on the writer node; the
+/// module's own reload is a second one. When that second one fails, the running cluster
+/// decides: it took the change (success, with a warning), or it did not (one failure that
+/// names both).
+#[test]
+fn pmxcfs_already_reloaded_one_clear_result() {
+    for took_it in [true, false] {
+        let lab = Lab::new("c2n-reloaded");
+        std::fs::create_dir_all(lab.path("pve")).unwrap();
+        let f = lab.write("pve/corosync.conf", &fixture("pve8/corosync.conf"));
+        // pmxcfs copied inside the rename: the local copy is already the new file.
+        let local = lab.write(
+            "local-corosync.conf",
+            &fixture("pve8/corosync.conf.two-node"),
+        );
+        lab.write("corosync-cfgtool.rc", "1");
+        if took_it {
+            lab.write("flag", "on");
+        }
+        let env = [
+            ("PVE2NODE_PVE_DIR", p(&lab.path("pve"))),
+            ("PVE2NODE_COROSYNC_LOCAL", p(&local)),
+        ];
+        let r = lab.run(json!({"path": p(&f), "timeout": 1}), &env);
+        assert!(r.changed(), "{}", r.json);
+        assert_eq!(lab.calls(), vec!["corosync-cfgtool -R"]);
+        assert_eq!(r.json["activated"]["rc"], 1, "{}", r.json);
+        if took_it {
+            assert!(!r.failed(), "{}", r.json);
+            assert_eq!(
+                r.json["runtime_flags"],
+                json!(["2Node", "Quorate", "WaitForAll"])
+            );
+            let warnings = r.json["warnings"].to_string();
+            assert!(
+                warnings.contains("pmxcfs had already reloaded"),
+                "{warnings}"
+            );
+        } else {
+            assert!(r.failed(), "{}", r.json);
+            let msg = r.msg();
+            assert_eq!(msg.matches("was changed").count(), 1, "{msg}");
+            assert!(msg.contains("the running cluster did not take it"), "{msg}");
+            assert!(
+                msg.contains("the reload after pmxcfs's own also failed: `corosync-cfgtool -R` exited with rc 1"),
+                "{msg}"
+            );
+        }
+    }
+}
+
+/// backup: true for a file inside /etc/pve keeps the copy outside it (inside, pmxcfs would
+/// replicate it to every node and count it against its limits) and returns its path.
+#[test]
+fn backup_of_a_file_in_the_pmxcfs_dir_is_kept_outside_it() {
+    let lab = Lab::new("c2n-pvebackup");
+    std::fs::create_dir_all(lab.path("pve")).unwrap();
+    let f = lab.write("pve/corosync.conf", &fixture("pve8/corosync.conf"));
+    let dir = lab.path("backups");
+    let env = [
+        ("PVE2NODE_PVE_DIR", p(&lab.path("pve"))),
+        ("PVE2NODE_BACKUP_DIR", p(&dir)),
+    ];
+    let r = lab.run(
+        json!({"path": p(&f), "backup": true, "activate": false}),
+        &env,
+    );
+    assert!(!r.failed() && r.changed(), "{}", r.json);
+    let b = PathBuf::from(r.json["backup_file"].as_str().unwrap());
+    assert_eq!(b.parent(), Some(dir.as_path()), "{}", b.display());
+    let name = b.file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        name.starts_with("corosync.conf.") && name.ends_with('~'),
+        "{name}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&b).unwrap(),
+        fixture("pve8/corosync.conf")
+    );
+    // Nothing but the file itself in the pmxcfs dir; only the complete backup in its dir.
+    let names = |d: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&lab.path("pve")), vec!["corosync.conf"]);
+    assert_eq!(names(&dir), vec![name]);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    // Unchanged on the second run: no new backup.
+    let r = lab.run(
+        json!({"path": p(&f), "backup": true, "activate": false}),
+        &env,
+    );
+    assert!(!r.changed(), "{}", r.json);
+    assert_eq!(names(&dir).len(), 1);
+}
+
+/// A module that already changed the file always says so: an activation command that floods
+/// its output and fails still gives `changed: true` with `failed: true`.
+#[test]
+fn flooding_failing_activation_still_reports_the_change() {
+    let lab = Lab::new("c2n-flood");
+    let f = lab.write("corosync.conf", &fixture("pve8/corosync.conf"));
+    lab.script(
+        "flood",
+        "head -c 4000000 /dev/zero | tr '\\0' x\necho 'flood over' >&2\nexit 3\n",
+    );
+    let r = lab.run(
+        json!({"path": p(&f), "activate_command": ["flood"], "timeout": 5}),
+        &[],
+    );
+    assert!(r.failed() && r.changed(), "{}", r.json["msg"]);
+    assert_eq!(r.json["activated"]["rc"], 3);
+    assert!(r.msg().contains("was changed (config_version 2 -> 3)"));
+    assert_eq!(
+        lab.read("corosync.conf"),
+        fixture("pve8/corosync.conf.two-node")
     );
 }
 

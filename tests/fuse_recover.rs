@@ -124,6 +124,31 @@ echo "bindfs started as $!"
 exit 0
 "#;
 
+/// A start command that behaves like the real pmxcfs at start-up (proxmox.md §8): it first
+/// force-unmounts the mount point itself (`umount2(MNT_FORCE)`, so a dead mount that nothing
+/// holds goes away and the start heals it), then mounts; when that unmount is busy (a process
+/// has its cwd inside), it fails with the seed's three lines and exit 255.
+const START_PMXCFS: &str = r#"#!/bin/bash
+T="$(dirname "$0")"; M="$T/mnt point"; export MNT_ESC="${M// /\\040}"
+echo start-pmxcfs >> "$T/calls"
+err=$(umount -f "$M" 2>&1)
+if [[ $err == *"target is busy"* ]]; then
+  echo "fuse: failed to access mountpoint $M: Transport endpoint is not connected" >&2
+  echo "[main] crit: fuse_mount error: Transport endpoint is not connected" >&2
+  echo "[main] notice: exit proxmox configuration filesystem (-1)" >&2
+  exit 255
+fi
+setsid bindfs -f -o attr_timeout=0,entry_timeout=0,negative_timeout=0 "$1" "$M" </dev/null >/dev/null 2>&1 &
+echo $! >> "$T/pids"
+echo $! > "$T/started"
+for i in $(seq 200); do
+  awk '$5 == ENVIRON["MNT_ESC"] && / - fuse /' /proc/self/mountinfo | grep -q . && exit 0
+  sleep 0.025
+done
+echo "bindfs did not mount within 5 s" >&2
+exit 1
+"#;
+
 const FAIL: &str = "#!/bin/sh\necho 'boom: cannot mount the filesystem' >&2\nexit 3\n";
 
 /// What one scenario printed.
@@ -172,6 +197,7 @@ impl Lab {
         for (name, text) in [
             ("start.sh", START),
             ("start-inherit.sh", START_INHERIT),
+            ("start-pmxcfs.sh", START_PMXCFS),
             ("fail.sh", FAIL),
         ] {
             let p = dir.write(name, text);
@@ -347,8 +373,10 @@ fn sigkilled_fuse_is_unmounted_restarted_and_healthy() {
 
 /// A process with its cwd inside the dead mount, so the forced unmount is busy.
 const BUSY: &str = r#"fuse_up
-(cd "$MNT" && exec sleep 60) & echo $! >> "$T/pids"; echo "HOLDER $!"
-sleep 0.2
+(cd "$MNT" && exec sleep 60) & HOLDER=$!; echo $HOLDER >> "$T/pids"; echo "HOLDER $HOLDER"
+# Bounded: until the holder's cwd is inside the mount (no fixed sleep).
+for i in $(seq 500); do [ "$(readlink /proc/$HOLDER/cwd)" = "$MNT" ] && break; sleep 0.01; done
+[ "$(readlink /proc/$HOLDER/cwd)" = "$MNT" ] || { echo "ERROR the holder did not enter $MNT"; exit 1; }
 fuse_kill; show"#;
 
 #[test]
@@ -470,11 +498,8 @@ fn daemon_left_in_the_start_commands_group_keeps_running() {
     // A second after the module is gone, the same bindfs still answers.
     assert!(o.one("STAT", 0).starts_with("ok"), "{}", o.raw);
     assert!(o.one("MEMBERS", 0).contains("pve1"), "{}", o.raw);
-    let ms: u64 = o.one("MODULE_MS", 0).parse().unwrap();
-    assert!(
-        ms < 9_000,
-        "module took {ms} ms (did it wait on the pipes?)"
-    );
+    // It did not wait on the pipes the daemon keeps open: the start step ended on its own.
+    assert_eq!(m["actions"][1]["timed_out"], false, "{}", o.raw);
 }
 
 #[test]
@@ -527,9 +552,8 @@ fn start_that_never_becomes_healthy_fails_after_timeout() {
         assert_eq!(wait["result"], "failed");
         assert!(wait["last_error"].as_str().unwrap().contains(needle));
         let elapsed = wait["elapsed"].as_f64().unwrap();
-        assert!(elapsed >= 2.0, "waited only {elapsed} s");
-        let ms: u64 = o.one("MODULE_MS", i).parse().unwrap();
-        assert!(ms < 30_000, "module took {ms} ms");
+        // The whole timeout, and not more than one bounded probe (5 s) past it.
+        assert!((2.0..7.5).contains(&elapsed), "waited {elapsed} s");
     }
     assert_eq!(o.module(0)["state_after"], "unmounted");
     // The second start did mount (a healthy FUSE without the health file): "other".
@@ -601,8 +625,12 @@ fn hung_fuse_daemon_is_reported_not_touched() {
     assert_eq!(m["failed"], true, "{}", o.raw);
     assert_eq!(m["state_before"], "other");
     assert!(m["msg"].as_str().unwrap().contains("hung"), "{}", m["msg"]);
-    let ms: u64 = o.one("MODULE_MS", 0).parse().unwrap();
-    assert!(ms < 30_000, "module took {ms} ms");
+    // It gave up after its own bounded probe (the scenario's `timeout` bounds the whole run).
+    assert!(
+        m["msg"].as_str().unwrap().contains("no answer within 5 s"),
+        "{}",
+        m["msg"]
+    );
     let mi = o.get("MI");
     assert_eq!(mi.len(), 2);
     assert_eq!(mi[0], mi[1]);
@@ -802,4 +830,108 @@ module strict.json; show; sub; module lazy.json; show; sub"#,
     // The strict run left the tmpfs below; the lazy detach took it away with the dead mount.
     assert_eq!(o.one("SUB", 0), "1", "{}", o.raw);
     assert_eq!(o.one("SUB", 1), "0", "{}", o.raw);
+}
+
+/// proxmox.md §8, no holder: the real pmxcfs force-unmounts a dead mount itself at start-up,
+/// so a plain start heals it; the module (its own forced unmount first, then that start) heals
+/// it too, and the diagnosis shows the Linux text users search for.
+#[test]
+fn no_holder_a_plain_pmxcfs_like_start_heals_and_so_does_the_module() {
+    if !lab_ready("no_holder_a_plain_pmxcfs_like_start_heals_and_so_does_the_module") {
+        return;
+    }
+    let lab = Lab::new("fr-noholder");
+    let t = lab.t();
+    lab.args(
+        "a.json",
+        json!({"start_command": [format!("{t}/start-pmxcfs.sh"), format!("{t}/src")]}),
+    );
+    let o = lab.run(
+        r#"fuse_up; fuse_kill; show
+"$T/start-pmxcfs.sh" "$SRC" 2>"$T/start.err"; echo "START_RC $?"; show
+FUSE_PID=$(cat "$T/started"); fuse_kill; module a.json; show"#,
+    );
+    // The plain start healed the dead mount nobody held.
+    assert!(o.one("STAT", 0).contains("not connected"), "{}", o.raw);
+    assert_eq!(o.one("START_RC", 0), "0", "{}", o.raw);
+    assert!(o.one("STAT", 1).starts_with("ok"), "{}", o.raw);
+    assert!(o.one("MEMBERS", 1).contains("pve1"), "{}", o.raw);
+    // Killed again: the module heals it.
+    let m = o.module(0);
+    assert_eq!(m["failed"], false, "{}", o.raw);
+    assert_eq!(m["state_before"], "stale");
+    assert_eq!(m["state_after"], "healthy");
+    let err = m["diagnosis_before"]["error"].as_str().unwrap();
+    assert!(
+        err.contains("Transport endpoint is not connected (ENOTCONN)"),
+        "{err}"
+    );
+    let acts = actions(m);
+    assert!(
+        acts[0].0.contains("MNT_FORCE") && acts[0].1 == "ok",
+        "{acts:?}"
+    );
+    assert_eq!(acts[1], ("start".to_string(), "ok".to_string()));
+    assert!(o.one("STAT", 2).starts_with("ok"), "{}", o.raw);
+    assert_eq!(fuse_lines(&o).iter().filter(|l| !l.is_empty()).count(), 3);
+}
+
+/// proxmox.md §8, holder: with a process's cwd inside the dead mount, a pmxcfs start fails
+/// with the seed's three lines and exit 255, `umount -f` says `target is busy.` (rc 32); the
+/// module's lazy unmount then lets the same start succeed.
+#[test]
+fn holder_pmxcfs_like_start_fails_umount_f_is_busy_lazy_unmount_heals() {
+    if !lab_ready("holder_pmxcfs_like_start_fails_umount_f_is_busy_lazy_unmount_heals") {
+        return;
+    }
+    let lab = Lab::new("fr-holder");
+    let t = lab.t();
+    lab.args(
+        "a.json",
+        json!({"start_command": [format!("{t}/start-pmxcfs.sh"), format!("{t}/src")]}),
+    );
+    let o = lab.run(&format!(
+        r#"{BUSY}
+"$T/start-pmxcfs.sh" "$SRC" 2>"$T/start.err"; echo "START_RC $?"; sed 's/^/START_ERR /' "$T/start.err"
+u=$(umount -f "$MNT" 2>&1); echo "UMOUNT_F_RC $?"; echo "UMOUNT_F $u"
+module a.json; show"#
+    ));
+    assert_eq!(o.one("START_RC", 0), "255", "{}", o.raw);
+    let start_err = o.get("START_ERR");
+    assert_eq!(start_err.len(), 3, "{}", o.raw);
+    assert_eq!(
+        start_err[1],
+        "[main] crit: fuse_mount error: Transport endpoint is not connected"
+    );
+    assert_eq!(o.one("UMOUNT_F_RC", 0), "32", "{}", o.raw);
+    assert!(
+        o.one("UMOUNT_F", 0).ends_with("target is busy."),
+        "{}",
+        o.raw
+    );
+    let m = o.module(0);
+    assert_eq!(m["failed"], false, "{}", o.raw);
+    assert_eq!(m["state_before"], "stale");
+    assert_eq!(m["state_after"], "healthy");
+    assert!(m["diagnosis_before"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("Transport endpoint is not connected"));
+    let acts = actions(m);
+    assert_eq!(acts.len(), 4, "{acts:?}");
+    assert!(acts[0].0.contains("MNT_FORCE") && acts[0].1 == "failed");
+    assert_eq!(
+        m["actions"][0]["error"], "Device or resource busy (EBUSY)",
+        "{}",
+        o.raw
+    );
+    assert!(acts[1].0.contains("MNT_DETACH") && acts[1].1 == "ok");
+    assert_eq!(acts[2], ("start".to_string(), "ok".to_string()));
+    assert_eq!(acts[3].1, "healthy");
+    assert!(o.one("STAT", 1).starts_with("ok"), "{}", o.raw);
+    // The start ran twice in all: the refused plain one and the module's.
+    assert_eq!(
+        std::fs::read_to_string(lab.dir.join("calls")).unwrap(),
+        "start-pmxcfs\nstart-pmxcfs\n"
+    );
 }

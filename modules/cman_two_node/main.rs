@@ -6,7 +6,7 @@
 //! new text; reading, validating with `corosync -t`, writing, activating and verifying are the
 //! edges in `logic()`.
 
-use pve2node::edit::{self, TempStyle};
+use pve2node::edit::{self, EditError, TempStyle};
 use pve2node::protocol::{self, Ctx, Default as D, Failure, Outcome, Param, Spec, Type};
 use pve2node::pve::cluster_conf::{self, XmlError};
 use pve2node::pve::corosync_conf::{self, Kind, SyntaxError};
@@ -14,7 +14,7 @@ use pve2node::run;
 use serde_json::{json, Value};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SPEC: Spec = Spec {
     module: "cman_two_node",
@@ -47,6 +47,10 @@ const PVE_DIR: &str = "/etc/pve";
 /// PVE2NODE_CLUSTER_LOCAL).
 const COROSYNC_LOCAL: &str = "/etc/corosync/corosync.conf";
 const CLUSTER_LOCAL: &str = "/etc/cluster/cluster.conf";
+/// Where `backup: true` keeps the copy of a file inside /etc/pve (overridable for tests:
+/// PVE2NODE_BACKUP_DIR). Not beside the file: inside /etc/pve a copy would be replicated to
+/// every node and count against pmxcfs's size and inode limits.
+const BACKUP_DIR: &str = "/var/lib/pve2node/backup";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -498,7 +502,125 @@ fn plan_cman(text: &str, want: &Want) -> Result<Plan, ConfError> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Edges: validation with corosync -t, writing, activation, verification.
+// Edges, in the order `logic` runs them: target, settings (and the environment), validation,
+// write-with-retry, activation (argv pure, then activate), verify.
+
+/// Where the module looks, read once at the edge: the real paths, or in debug builds the test
+/// hooks PVE2NODE_PVE_DIR, PVE2NODE_COROSYNC_LOCAL, PVE2NODE_CLUSTER_LOCAL and
+/// PVE2NODE_BACKUP_DIR (a release binary never reads them).
+#[derive(Debug, Clone, PartialEq)]
+struct Env {
+    pve_dir: PathBuf,
+    corosync_local: PathBuf,
+    cluster_local: PathBuf,
+    backup_dir: PathBuf,
+}
+
+impl Env {
+    fn read(ctx: &Ctx) -> Env {
+        let hook = |name: &str, default: &str| {
+            PathBuf::from(ctx.test_hook(name).unwrap_or_else(|| default.to_string()))
+        };
+        Env {
+            pve_dir: hook("PVE2NODE_PVE_DIR", PVE_DIR),
+            corosync_local: hook("PVE2NODE_COROSYNC_LOCAL", COROSYNC_LOCAL),
+            cluster_local: hook("PVE2NODE_CLUSTER_LOCAL", CLUSTER_LOCAL),
+            backup_dir: hook("PVE2NODE_BACKUP_DIR", BACKUP_DIR),
+        }
+    }
+    /// The local copy pmxcfs writes for `format`.
+    fn local(&self, format: Format) -> &Path {
+        match format {
+            Format::Corosync => &self.corosync_local,
+            Format::Cman => &self.cluster_local,
+        }
+    }
+}
+
+/// Phase 1, target: the `path` parameter, else the cluster file pmxcfs holds.
+fn target(path: Option<&str>, env: &Env) -> Result<PathBuf, Failure> {
+    if let Some(s) = path {
+        return Ok(PathBuf::from(s));
+    }
+    let c = env.pve_dir.join("corosync.conf");
+    let x = env.pve_dir.join("cluster.conf");
+    if c.exists() {
+        Ok(c)
+    } else if x.exists() {
+        Ok(x)
+    } else {
+        Err(Failure::new(format!(
+            "neither {} nor {} exists: is this node part of a cluster? Create the cluster first or set the path parameter",
+            c.display(),
+            x.display()
+        )))
+    }
+}
+
+/// Phase 2, settings: the validated parameters.
+#[derive(Debug, Clone, PartialEq)]
+struct Settings {
+    want: Want,
+    /// `format` when not `auto`.
+    format: Option<Format>,
+    timeout: Duration,
+    /// Empty: the era's own activation.
+    activate_command: Vec<String>,
+    activate: bool,
+    verify: bool,
+    validate: bool,
+    backup: bool,
+}
+
+fn settings(p: &protocol::Params) -> Result<Settings, Failure> {
+    let timeout = p.seconds("timeout", 0, 86_400)?;
+    let expected_votes = p.int("expected_votes").unwrap_or(1);
+    if expected_votes < 1 {
+        return Err(Failure::new("expected_votes must be 1 or more"));
+    }
+    let activate_command = p.list("activate_command");
+    if p.is_set("activate_command") && activate_command.is_empty() {
+        return Err(Failure::new(
+            "activate_command must hold at least the program to run",
+        ));
+    }
+    Ok(Settings {
+        want: Want {
+            present: p.str("state") != Some("absent"),
+            expected_votes,
+            wait_for_all: p.bool("wait_for_all"),
+            force: p.flag("force"),
+        },
+        format: match p.str("format") {
+            Some("corosync") => Some(Format::Corosync),
+            Some("cman") => Some(Format::Cman),
+            _ => None,
+        },
+        timeout,
+        activate_command,
+        activate: p.flag("activate"),
+        verify: p.flag("verify"),
+        validate: p.flag("validate"),
+        backup: p.flag("backup"),
+    })
+}
+
+/// Warnings about settings that do not apply to `format` (pure).
+fn ignored_settings(s: &Settings, format: Format) -> Vec<String> {
+    let mut w = Vec::new();
+    if format == Format::Cman && s.want.wait_for_all.is_some() {
+        w.push(
+            "wait_for_all applies to corosync.conf only; it was ignored for cluster.conf".into(),
+        );
+    }
+    if format == Format::Corosync && s.want.expected_votes != 1 {
+        w.push(format!(
+            "expected_votes applies to cluster.conf only; {} was ignored for corosync.conf (votequorum derives expected votes from the nodelist)",
+            s.want.expected_votes
+        ));
+    }
+    w
+}
 
 enum Validation {
     Valid,
@@ -506,6 +628,7 @@ enum Validation {
     CannotValidate(String),
 }
 
+/// stdout and stderr of a command, trimmed, as one text for messages.
 fn output_text(o: &run::Output) -> String {
     let mut s = o.stdout.trim().to_string();
     if !o.stderr.trim().is_empty() {
@@ -517,38 +640,57 @@ fn output_text(o: &run::Output) -> String {
     s
 }
 
-/// Runs `corosync -t -c` on `text` written to a private temp file (never inside /etc/pve).
-fn corosync_check(corosync: &Path, text: &str, tag: &str) -> Result<run::Output, String> {
+/// A fresh private directory (0700, unpredictable name, made by mkdtemp) under TMPDIR.
+fn private_temp_dir() -> Result<PathBuf, String> {
+    use std::os::unix::ffi::OsStringExt;
+    let template = std::env::temp_dir().join("pve2node-cman_two_node-XXXXXX");
+    let mut bytes = template.into_os_string().into_vec();
+    bytes.push(0);
+    // SAFETY: mkdtemp rewrites the NUL-terminated template in place; the buffer is ours.
+    let made = unsafe { libc::mkdtemp(bytes.as_mut_ptr().cast()) };
+    if made.is_null() {
+        return Err(format!(
+            "cannot make a private directory under {}: {}",
+            std::env::temp_dir().display(),
+            pve2node::io_reason(&std::io::Error::last_os_error())
+        ));
+    }
+    bytes.pop();
+    Ok(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
+}
+
+/// Runs `corosync -t -c` on `text` written to a file in a private temp dir (never inside
+/// /etc/pve, never a predictable name).
+fn corosync_check(corosync: &Path, text: &str) -> Result<run::Output, String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let tmp = std::env::temp_dir().join(format!(
-        "pve2node-cman_two_node-{}-{tag}.conf",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&tmp);
+    let dir = private_temp_dir()?;
+    let file = dir.join("corosync.conf");
     let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .mode(0o600)
-        .open(&tmp)
+        .open(&file)
         .and_then(|mut f| f.write_all(text.as_bytes()));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(format!(
+    let r = match written {
+        Err(e) => Err(format!(
             "cannot write {}: {}",
-            tmp.display(),
+            file.display(),
             pve2node::io_reason(&e)
-        ));
-    }
-    let argv = vec![
-        corosync.display().to_string(),
-        "-t".into(),
-        "-c".into(),
-        tmp.display().to_string(),
-    ];
-    let r = run::run(&argv, Duration::from_secs(30));
-    let _ = std::fs::remove_file(&tmp);
-    r.map_err(|e| e.to_string())
+        )),
+        Ok(()) => {
+            let argv = vec![
+                corosync.display().to_string(),
+                "-t".into(),
+                "-c".into(),
+                file.display().to_string(),
+            ];
+            run::run(&argv, Duration::from_secs(30)).map_err(|e| e.to_string())
+        }
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    r
 }
 
 /// corosync's own verdict on the new text. exit 0: valid. `parser error` / `Value of key` /
@@ -556,7 +698,7 @@ fn corosync_check(corosync: &Path, text: &str, tag: &str) -> Result<run::Output,
 /// node not found, a name that does not resolve): the original text is checked the same way;
 /// if it fails too, this host cannot validate (warning), if it passes the edit broke it.
 fn validate_corosync(corosync: &Path, old: &str, new: &str) -> Validation {
-    let o = match corosync_check(corosync, new, "new") {
+    let o = match corosync_check(corosync, new) {
         Ok(o) => o,
         Err(e) => return Validation::CannotValidate(e),
     };
@@ -568,7 +710,7 @@ fn validate_corosync(corosync: &Path, old: &str, new: &str) -> Validation {
     if invalid.iter().any(|p| msg.contains(p)) {
         return Validation::Invalid(msg);
     }
-    match corosync_check(corosync, old, "old") {
+    match corosync_check(corosync, old) {
         Ok(o2) if o2.success() => Validation::Invalid(msg),
         _ => Validation::CannotValidate(format!(
             "the unchanged file fails the same way, {} ({})",
@@ -578,50 +720,249 @@ fn validate_corosync(corosync: &Path, old: &str, new: &str) -> Validation {
     }
 }
 
-fn env_path(var: &str, default: &str) -> PathBuf {
-    std::env::var_os(var)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(default))
-}
-
-fn under(path: &Path, dir: &Path) -> bool {
-    path.starts_with(dir)
-}
-
-/// Waits (bounded) until pmxcfs has copied the new version to the local file.
-fn wait_for_copy(
-    local: &Path,
+/// Phase 3, validation: `corosync -t` on the new corosync.conf text, where corosync is
+/// installed. A rejection fails before anything is written; a host that cannot validate is a
+/// warning.
+fn validation(
+    ctx: &mut Ctx,
+    path: &Path,
     format: Format,
-    version: u64,
-    timeout: Duration,
-) -> Result<(), Option<u64>> {
-    let start = Instant::now();
-    let mut last = None;
-    loop {
-        if let Ok(t) = std::fs::read_to_string(local) {
-            last = match format {
-                Format::Corosync => corosync_conf::pmxcfs_config_version(&t),
-                Format::Cman => cluster_conf::parse(&t).ok().and_then(|c| {
-                    c.cluster
-                        .attr("config_version")
-                        .and_then(|a| a.value.parse().ok())
-                }),
-            };
-            if last == Some(version) {
-                return Ok(());
-            }
-            // pmxcfs never copies a config older than the local one ("local corosync.conf
-            // is newer"): no use waiting.
-            if last.is_some_and(|v| v > version) {
-                return Err(last);
-            }
-        }
-        if start.elapsed() >= timeout {
-            return Err(last);
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    before: &str,
+    plan: &Plan,
+) -> Result<(), Failure> {
+    if !plan.changed || format != Format::Corosync {
+        return Ok(());
     }
+    let Some(corosync) = run::which("corosync") else {
+        return Ok(());
+    };
+    match validate_corosync(&corosync, before, &plan.text) {
+        Validation::Valid => Ok(()),
+        Validation::Invalid(m) => Err(Failure::new(format!(
+            "cannot edit {}: corosync -t rejects the edited text, nothing was written: {m}",
+            path.display()
+        ))),
+        Validation::CannotValidate(m) => {
+            ctx.warn(format!(
+                "corosync -t cannot validate {} on this host, written without it: {m}",
+                path.display()
+            ));
+            Ok(())
+        }
+    }
+}
+
+/// The ONE place that decides whether a refused write inside /etc/pve is pmxcfs without quorum
+/// (worth retrying until `timeout`): EROFS, or EACCES, which the real pmxcfs gives without
+/// quorum (proxmox.md §8). It reads the rendered text until `EditError` keeps the errno
+/// (branch libio: `EditError::errno()`); then this becomes
+/// `matches!(e.errno(), Some(libc::EROFS | libc::EACCES))`.
+fn refused_without_quorum(e: &EditError) -> bool {
+    let t = e.to_string();
+    t.contains("Read-only file system") || t.contains("Permission denied")
+}
+
+/// `backup: true` for a file inside /etc/pve: a copy of `before` (the text that was read and
+/// edited) in `dir` (made 0700), named like Ansible's backups (`<name>.<pid>.<time>~`).
+/// Written under a temp name and renamed into its name only once complete and fsynced.
+fn backup_outside(path: &Path, before: &str, dir: &Path) -> Result<PathBuf, Failure> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let fail = |what: String| {
+        Failure::new(format!(
+            "cannot back up {} to {}: {what}; nothing was written",
+            path.display(),
+            dir.display()
+        ))
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| fail(pve2node::io_reason(&e)))?;
+    let name = edit::backup_name(path)
+        .file_name()
+        .map(|n| n.to_os_string())
+        .ok_or_else(|| fail("the path has no file name".into()))?;
+    let dest = dir.join(&name);
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(&name);
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    let _ = std::fs::remove_file(&tmp);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(before.as_bytes())?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, &dest));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(pve2node::io_reason(&e)));
+    }
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(dest)
+}
+
+/// Phase 4, write-with-retry: the backup (outside /etc/pve for a file inside it), then the
+/// write; inside /etc/pve a write refused for want of quorum is retried until `timeout`
+/// (pmxcfs stays read-only for a moment after a create, a join or a reload).
+fn write_with_retry(
+    ctx: &Ctx,
+    path: &Path,
+    before: &str,
+    plan: &Plan,
+    s: &Settings,
+    env: &Env,
+    in_pve: bool,
+) -> Result<edit::Applied, Failure> {
+    let style = if in_pve {
+        TempStyle::DotNew
+    } else {
+        TempStyle::Hidden
+    };
+    let outside = if in_pve && s.backup && plan.changed && !ctx.check_mode {
+        Some(backup_outside(path, before, &env.backup_dir)?)
+    } else {
+        None
+    };
+    let beside = s.backup && !in_pve;
+    let mut last = None;
+    let attempt = pve2node::wait::until(
+        s.timeout,
+        Duration::from_millis(250),
+        |_| match edit::apply(path, before, &plan.text, ctx.check_mode, beside, style) {
+            Err(e) if in_pve && refused_without_quorum(&e) => {
+                last = Some(e);
+                None
+            }
+            other => Some(other),
+        },
+    );
+    let result = match attempt {
+        Ok((r, _)) => r,
+        Err(_) => Err(last.unwrap_or_else(|| {
+            EditError::Write(path.display().to_string(), "no attempt was made".into())
+        })),
+    };
+    let fail = |e: EditError| {
+        let hint = if in_pve && refused_without_quorum(&e) {
+            format!(
+                "; {} is read-only while this node has no quorum (pvecm expected 1 lets a lone node write)",
+                env.pve_dir.display()
+            )
+        } else {
+            String::new()
+        };
+        let f = Failure::new(format!("{e}{hint}"));
+        match &outside {
+            Some(b) => f.with("backup_file", b.display().to_string()),
+            None => f,
+        }
+    };
+    let mut applied = result.map_err(fail)?;
+    if outside.is_some() {
+        applied.backup_file = outside;
+    }
+    Ok(applied)
+}
+
+/// Phase 5, activation argv (pure): what runs after a change, and what it waits for first.
+#[derive(Debug, Clone, PartialEq)]
+struct Activation {
+    /// Wait until pmxcfs has copied the new text to this local file first.
+    wait_copy: Option<PathBuf>,
+    argv: Vec<String>,
+    /// The user's activate_command (its failure is always the result).
+    custom: bool,
+    /// pmxcfs itself reloads on the writer node, inside the rename (`corosync-cfgtool -R`,
+    /// on PVE 3 `cman_tool version -r -S`): this reload is a second one, whose failure alone
+    /// does not decide; the verification does.
+    pmxcfs_reloads: bool,
+}
+
+fn activation(format: Format, custom: &[String], in_pve: bool, local: &Path) -> Activation {
+    if !custom.is_empty() {
+        return Activation {
+            wait_copy: None,
+            argv: custom.to_vec(),
+            custom: true,
+            pmxcfs_reloads: false,
+        };
+    }
+    let argv = match format {
+        Format::Corosync => vec!["corosync-cfgtool".into(), "-R".into()],
+        Format::Cman => vec![
+            "cman_tool".into(),
+            "version".into(),
+            "-r".into(),
+            "-S".into(),
+        ],
+    };
+    Activation {
+        wait_copy: in_pve.then(|| local.to_path_buf()),
+        argv,
+        custom: false,
+        pmxcfs_reloads: in_pve,
+    }
+}
+
+/// What the local copy pmxcfs writes shows.
+#[derive(Debug, Clone, PartialEq)]
+enum Copy {
+    /// Byte for byte the new text: pmxcfs copied it.
+    Done,
+    /// A higher config version than the new one: pmxcfs never copies over it (`local
+    /// corosync.conf is newer`).
+    Newer(u64),
+    /// Not (yet) the new text: the version it shows, if any.
+    Pending(Option<u64>),
+}
+
+fn local_version(format: Format, text: &str) -> Option<u64> {
+    match format {
+        Format::Corosync => corosync_conf::pmxcfs_config_version(text),
+        Format::Cman => cluster_conf::parse(text).ok().and_then(|c| {
+            c.cluster
+                .attr("config_version")
+                .and_then(|a| a.value.parse().ok())
+        }),
+    }
+}
+
+/// Pure: has pmxcfs copied `new` (version `version`) to the local file that reads `local`?
+/// pmxcfs copies a higher or an EQUAL version with other content (proxmox.md §8), so only the
+/// bytes tell: a local copy that already shows the new version number may still be another
+/// text.
+fn copy_state(format: Format, local: Option<&str>, new: &str, version: u64) -> Copy {
+    let Some(t) = local else {
+        return Copy::Pending(None);
+    };
+    if t == new {
+        return Copy::Done;
+    }
+    match local_version(format, t) {
+        Some(v) if v > version => Copy::Newer(v),
+        v => Copy::Pending(v),
+    }
+}
+
+/// Waits (bounded) until pmxcfs has copied the new text to the local file.
+fn wait_for_copy(local: &Path, format: Format, new: &str, version: u64, timeout: Duration) -> Copy {
+    let mut last = Copy::Pending(None);
+    let r = pve2node::wait::until(timeout, Duration::from_millis(200), |_| {
+        let t = std::fs::read_to_string(local).ok();
+        last = copy_state(format, t.as_deref(), new, version);
+        (!matches!(last, Copy::Pending(_))).then(|| last.clone())
+    });
+    r.map(|(c, _)| c).unwrap_or(last)
 }
 
 /// The `Flags:` words of `corosync-quorumtool -s` / `cman_tool status` output.
@@ -654,133 +995,143 @@ impl Written<'_> {
         .with("config_version_after", self.plan.version_after)
         .with("nodes", self.plan.nodes)
     }
+    /// The same, with the activation command's `{cmd, rc, stdout, stderr, timed_out}`
+    /// attached as `activated` (the one way a command's output goes into a result).
+    fn after_command(&self, what: String, activated: &Value) -> Failure {
+        self.after_write(what).with("activated", activated.clone())
+    }
 }
 
-fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
-    let p = &ctx.params;
-    let path = match p.str("path") {
-        Some(s) => PathBuf::from(s),
-        None => {
-            let c = Path::new(PVE_DIR).join("corosync.conf");
-            let x = Path::new(PVE_DIR).join("cluster.conf");
-            if c.exists() {
-                c
-            } else if x.exists() {
-                x
-            } else {
-                return Err(Failure::new(format!(
-                    "neither {} nor {} exists: is this node part of a cluster? Create the cluster first or set the path parameter",
-                    c.display(),
-                    x.display()
+/// What the activation left.
+struct Activated {
+    /// `{cmd, rc, stdout, stderr, timed_out}` of the command, or null when it could not run.
+    json: Value,
+    /// Our reload failed after pmxcfs's own: the verification decides (the text says how).
+    second_reload_failed: Option<String>,
+}
+
+/// Phase 6, activate: wait for pmxcfs's copy (when inside /etc/pve), then run the activation.
+fn activate(
+    a: &Activation,
+    w: &Written,
+    timeout: Duration,
+    want_text: &str,
+) -> Result<Activated, Failure> {
+    if let Some(local) = &a.wait_copy {
+        let name = local
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        match wait_for_copy(local, w.format, want_text, w.plan.version_after, timeout) {
+            Copy::Done => {}
+            Copy::Newer(v) => {
+                return Err(w.after_write(format!(
+                    "{} already has config_version {v}, higher than the new {}: pmxcfs does not copy a config over a newer local one (`local {name} is newer`), so the running cluster did not take it; raise config_version in {} above {v} (or make the local copy match it) and run again",
+                    local.display(),
+                    w.plan.version_after,
+                    w.path.display()
+                )))
+            }
+            Copy::Pending(last) => {
+                let seen = match last {
+                    Some(v) if v == w.plan.version_after => {
+                        format!("version {v} with another text than the new one")
+                    }
+                    Some(v) => format!("version {v}"),
+                    None => "no readable version".into(),
+                };
+                return Err(w.after_write(format!(
+                    "{} still shows {seen} after {} s: pmxcfs did not copy it (is this node quorate, is pve-cluster running?), so the running cluster did not take it",
+                    local.display(),
+                    timeout.as_secs()
                 )));
             }
         }
-    };
-    let timeout = p.seconds("timeout", 0, 86_400)?;
-    let expected_votes = p.int("expected_votes").unwrap_or(1);
-    if expected_votes < 1 {
-        return Err(Failure::new("expected_votes must be 1 or more"));
     }
-    let want = Want {
-        present: p.str("state") != Some("absent"),
-        expected_votes,
-        wait_for_all: p.bool("wait_for_all"),
-        force: p.flag("force"),
+    let run_timeout = timeout.max(Duration::from_secs(10));
+    let o = match run::run(&a.argv, run_timeout) {
+        Ok(o) => o,
+        Err(e) if a.pmxcfs_reloads => {
+            return Ok(Activated {
+                json: Value::Null,
+                second_reload_failed: Some(e.to_string()),
+            })
+        }
+        Err(e) => {
+            return Err(w.after_write(format!("activation failed: {e}; the file stays changed")))
+        }
     };
-    let activate_command = p.list("activate_command");
-    let custom_activation = !activate_command.is_empty();
-    if p.is_set("activate_command") && activate_command.is_empty() {
-        return Err(Failure::new(
-            "activate_command must hold at least the program to run",
-        ));
+    let json = o.to_json();
+    let already = w.format == Format::Cman
+        && !a.custom
+        && output_text(&o).contains("older or equal the running config");
+    if o.success() || already {
+        return Ok(Activated {
+            json,
+            second_reload_failed: None,
+        });
     }
-    let (activate, verify, validate, backup) = (
-        p.flag("activate"),
-        p.flag("verify"),
-        p.flag("validate"),
-        p.flag("backup"),
-    );
+    let what = format!("`{}` {}: {}", o.cmdline(), o.describe(), output_text(&o));
+    if a.pmxcfs_reloads {
+        return Ok(Activated {
+            json,
+            second_reload_failed: Some(what),
+        });
+    }
+    Err(w.after_command(format!("activation {what}; the file stays changed"), &json))
+}
+
+/// Phase 7, verify: polls the runtime quorum state (bounded by `timeout`) until its Flags
+/// line shows (present) or no longer shows (absent) the two-node flag. `Ok(flags)` or
+/// `Err(what was last seen)`.
+fn verify(format: Format, present: bool, timeout: Duration) -> Result<Vec<String>, String> {
+    let (tool, flag) = verify_tool(format);
+    let mut last = String::new();
+    let r = pve2node::wait::until(timeout, Duration::from_millis(500), |left| {
+        let limit = left.clamp(Duration::from_secs(1), Duration::from_secs(10));
+        match run::run(&tool, limit) {
+            Ok(o) => match runtime_flags(&o.stdout) {
+                Some(flags) if flags.iter().any(|f| f == flag) == present => return Some(flags),
+                Some(flags) => last = format!("Flags: {}", flags.join(" ")),
+                None => last = format!("{} {}: {}", o.cmdline(), o.describe(), output_text(&o)),
+            },
+            Err(e) => last = e.to_string(),
+        }
+        None
+    });
+    r.map(|(flags, _)| flags).map_err(|_| last)
+}
+
+/// The runtime state tool and the two-node flag it shows (pure).
+fn verify_tool(format: Format) -> (Vec<String>, &'static str) {
+    match format {
+        Format::Corosync => (vec!["corosync-quorumtool".into(), "-s".into()], "2Node"),
+        Format::Cman => (vec!["cman_tool".into(), "status".into()], "2node"),
+    }
+}
+
+fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
+    let env = Env::read(ctx);
+    let path = target(ctx.params.str("path"), &env)?;
+    let s = settings(&ctx.params)?;
 
     let before = edit::read_text(&path)?;
-    let format = match p.str("format") {
-        Some("corosync") => Format::Corosync,
-        Some("cman") => Format::Cman,
-        _ => detect(&before),
-    };
-    if format == Format::Cman && want.wait_for_all.is_some() {
-        ctx.warn("wait_for_all applies to corosync.conf only; it was ignored for cluster.conf");
+    let format = s.format.unwrap_or_else(|| detect(&before));
+    for w in ignored_settings(&s, format) {
+        ctx.warn(w);
     }
-    if format == Format::Corosync && expected_votes != 1 {
-        ctx.warn(format!(
-            "expected_votes applies to cluster.conf only; {expected_votes} was ignored for corosync.conf (votequorum derives expected votes from the nodelist)"
-        ));
-    }
-    let plan = plan(&before, format, &want).map_err(|e| {
+    let plan = plan(&before, format, &s.want).map_err(|e| {
         Failure::new(format!("cannot edit {}: {e}", path.display())).with("format", format.name())
     })?;
     for w in &plan.warnings {
         ctx.warn(w.clone());
     }
-
-    if plan.changed && validate && format == Format::Corosync {
-        if let Some(corosync) = run::which("corosync") {
-            match validate_corosync(&corosync, &before, &plan.text) {
-                Validation::Valid => {}
-                Validation::Invalid(m) => {
-                    return Err(Failure::new(format!(
-                    "cannot edit {}: corosync -t rejects the edited text, nothing was written: {m}",
-                    path.display()
-                )))
-                }
-                Validation::CannotValidate(m) => ctx.warn(format!(
-                    "corosync -t cannot validate {} on this host, written without it: {m}",
-                    path.display()
-                )),
-            }
-        }
+    if s.validate {
+        validation(ctx, &path, format, &before, &plan)?;
     }
 
-    let target = edit::resolve(&path)?;
-    let pve_dir = env_path("PVE2NODE_PVE_DIR", PVE_DIR);
-    let in_pve = under(&target, &pve_dir);
-    let style = if in_pve {
-        TempStyle::DotNew
-    } else {
-        TempStyle::Hidden
-    };
-    // pmxcfs keeps /etc/pve read-only until the node is quorate, which lags a join or a
-    // reload by a moment: inside /etc/pve a refused write is retried until `timeout`.
-    let now = std::time::Instant::now();
-    let write_deadline = now.checked_add(timeout).unwrap_or(now);
-    let attempt = || loop {
-        match edit::apply(&path, &before, &plan.text, ctx.check_mode, backup, style) {
-            Err(e)
-                if in_pve
-                    && std::time::Instant::now() < write_deadline
-                    && (e.to_string().contains("Read-only file system")
-                        || e.to_string().contains("Permission denied")) =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(250));
-            }
-            other => return other,
-        }
-    };
-    let applied = attempt().map_err(
-        |e| {
-            let hint = if in_pve
-                && (e.to_string().contains("Permission denied")
-                    || e.to_string().contains("Read-only file system"))
-            {
-                format!(
-                    "; {} is read-only while this node has no quorum (pvecm expected 1 lets a lone node write)",
-                    pve_dir.display()
-                )
-            } else {
-                String::new()
-            };
-            Failure::new(format!("{e}{hint}"))
-        },
-    )?;
+    let in_pve = edit::resolve(&path)?.starts_with(&env.pve_dir);
+    let applied = write_with_retry(ctx, &path, &before, &plan, &s, &env, in_pve)?;
 
     let mut out = Outcome::new(
         applied.changed,
@@ -810,116 +1161,64 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
     if applied.changed {
         out.diff = Some(edit::diff(&path, &before, &plan.text));
     }
-    if !applied.changed || ctx.check_mode || !activate {
+    if !applied.changed || ctx.check_mode || !s.activate {
         return Ok(out);
     }
 
-    let c2 = Written {
+    // From here on the file is changed: every failure says so (Written::after_write).
+    let w = Written {
         path: &path,
         format,
         plan: &plan,
     };
-    // Activation.
-    let argv: Vec<String> = if !activate_command.is_empty() {
-        activate_command
-    } else {
-        if in_pve {
-            let local = match format {
-                Format::Corosync => env_path("PVE2NODE_COROSYNC_LOCAL", COROSYNC_LOCAL),
-                Format::Cman => env_path("PVE2NODE_CLUSTER_LOCAL", CLUSTER_LOCAL),
-            };
-            if let Err(last) = wait_for_copy(&local, format, plan.version_after, timeout) {
-                if let Some(v) = last.filter(|&v| v > plan.version_after) {
-                    return Err(c2.after_write(format!(
-                        "{} already has config_version {v}, higher than the new {}: pmxcfs does not copy a config over a newer local one (`local {} is newer`), so the running cluster did not take it; raise config_version in {} above {v} (or make the local copy match it) and run again",
-                        local.display(),
-                        plan.version_after,
-                        local.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
-                        path.display()
-                    )));
-                }
-                let seen = last
-                    .map(|v| format!("version {v}"))
-                    .unwrap_or_else(|| "no readable version".into());
-                return Err(c2.after_write(format!(
-                    "{} still shows {seen} after {} s: pmxcfs did not copy it (is this node quorate, is pve-cluster running?), so the running cluster did not take it",
-                    local.display(),
-                    timeout.as_secs()
-                )));
-            }
+    let a = activation(format, &s.activate_command, in_pve, env.local(format));
+    let activated = activate(&a, &w, s.timeout, &plan.text)?;
+    out.set("activated", activated.json.clone());
+    let (tool, flag) = verify_tool(format);
+    if !s.verify {
+        if let Some(what) = &activated.second_reload_failed {
+            return Err(w.after_command(
+                format!(
+                    "the reload after pmxcfs's own failed: {what}; pmxcfs normally reloads the cluster itself on this node, set verify: true to check whether the running cluster took it"
+                ),
+                &activated.json,
+            ));
         }
-        match format {
-            Format::Corosync => vec!["corosync-cfgtool".into(), "-R".into()],
-            Format::Cman => vec![
-                "cman_tool".into(),
-                "version".into(),
-                "-r".into(),
-                "-S".into(),
-            ],
-        }
-    };
-    let run_timeout = timeout.max(Duration::from_secs(10));
-    let o = run::run(&argv, run_timeout)
-        .map_err(|e| c2.after_write(format!("activation failed: {e}; the file stays changed")))?;
-    out.set("activated", o.to_json());
-    let already = format == Format::Cman
-        && !custom_activation
-        && output_text(&o).contains("older or equal the running config");
-    if !o.success() && !already {
-        return Err(c2
-            .after_write(format!(
-                "activation `{}` {}: {}; the file stays changed",
-                o.cmdline(),
-                o.describe(),
-                output_text(&o)
-            ))
-            .with("activated", o.to_json()));
-    }
-    if !verify {
         return Ok(out);
     }
-
-    // Verification.
-    let (tool, flag): (Vec<String>, &str) = match format {
-        Format::Corosync => (vec!["corosync-quorumtool".into(), "-s".into()], "2Node"),
-        Format::Cman => (vec!["cman_tool".into(), "status".into()], "2node"),
-    };
-    let start = Instant::now();
-    let mut last: String;
-    loop {
-        let left = timeout
-            .saturating_sub(start.elapsed())
-            .max(Duration::from_secs(1));
-        match run::run(&tool, left.min(Duration::from_secs(10))) {
-            Ok(o) => match runtime_flags(&o.stdout) {
-                Some(flags) => {
-                    let shown = flags.iter().any(|f| f == flag);
-                    if shown == want.present {
-                        out.set("runtime_flags", json!(flags));
-                        return Ok(out);
-                    }
-                    last = format!("Flags: {}", flags.join(" "));
-                }
-                None => last = format!("{} {}: {}", o.cmdline(), o.describe(), output_text(&o)),
-            },
-            Err(e) => last = e.to_string(),
+    match verify(format, s.want.present, s.timeout) {
+        Ok(flags) => {
+            if let Some(what) = &activated.second_reload_failed {
+                ctx.warn(format!(
+                    "the reload after pmxcfs's own failed ({what}), but pmxcfs had already reloaded the cluster on this node (it does when the file is renamed in {}) and `{}` shows the wanted {flag} state",
+                    env.pve_dir.display(),
+                    tool.join(" ")
+                ));
+            }
+            out.set("runtime_flags", json!(flags));
+            Ok(out)
         }
-        if start.elapsed() >= timeout {
+        Err(last) => {
             let hint = if format == Format::Cman {
                 " (on PVE 3 a two_node change may need cman restarted on both nodes; unconfirmed, see activate_command)"
             } else {
                 ""
             };
-            return Err(c2
-                .after_write(format!(
-                    "the running cluster did not take it: `{}` did not {} the {flag} flag within {} s (last: {last}){hint}",
+            let reload = activated
+                .second_reload_failed
+                .as_ref()
+                .map(|what| format!("; the reload after pmxcfs's own also failed: {what}"))
+                .unwrap_or_default();
+            Err(w.after_command(
+                format!(
+                    "the running cluster did not take it: `{}` did not {} the {flag} flag within {} s (last: {last}){reload}{hint}",
                     tool.join(" "),
-                    if want.present { "show" } else { "drop" },
-                    timeout.as_secs()
-                ))
-                .with("activated", out.data.get("activated").cloned().unwrap_or(Value::Null)));
+                    if s.want.present { "show" } else { "drop" },
+                    s.timeout.as_secs()
+                ),
+                &activated.json,
+            ))
         }
-        std::thread::sleep(Duration::from_millis(500));
     }
 }
 

@@ -384,7 +384,7 @@ fn force_allows_three_nodes_and_absent_never_needs_it() {
 }
 
 #[test]
-fn splice_is_ordered_and_linear() {
+fn splice_applies_sorted_edits_in_one_pass() {
     assert_eq!(
         splice(
             "abcdef",
@@ -626,4 +626,89 @@ fn warns_when_pmxcfs_would_read_another_version() {
         .unwrap()
         .warnings
         .is_empty());
+}
+
+#[test]
+fn copy_state_needs_the_new_bytes_not_only_the_version() {
+    let c = Format::Corosync;
+    assert_eq!(copy_state(c, Some(PVE8_TWO), PVE8_TWO, 3), Copy::Done);
+    assert_eq!(copy_state(c, None, PVE8_TWO, 3), Copy::Pending(None));
+    // The old file: pending, at version 2.
+    assert_eq!(
+        copy_state(c, Some(PVE8), PVE8_TWO, 3),
+        Copy::Pending(Some(2))
+    );
+    // An EQUAL version with other content: pmxcfs still copies (proxmox.md §8), keep waiting.
+    let same_version = PVE8.replace("config_version: 2", "config_version: 3");
+    assert_eq!(
+        copy_state(c, Some(&same_version), PVE8_TWO, 3),
+        Copy::Pending(Some(3))
+    );
+    // A higher one: pmxcfs never copies over it.
+    let newer = PVE8.replace("config_version: 2", "config_version: 7");
+    assert_eq!(copy_state(c, Some(&newer), PVE8_TWO, 3), Copy::Newer(7));
+    let x = Format::Cman;
+    assert_eq!(copy_state(x, Some(PVE3_TWO), PVE3_TWO, 3), Copy::Done);
+    assert_eq!(
+        copy_state(x, Some(PVE3), PVE3_TWO, 3),
+        Copy::Pending(Some(2))
+    );
+}
+
+#[test]
+fn activation_argv_per_era_and_place() {
+    let local = Path::new("/etc/corosync/corosync.conf");
+    let a = activation(Format::Corosync, &[], true, local);
+    assert_eq!(a.argv, vec!["corosync-cfgtool", "-R"]);
+    assert_eq!(a.wait_copy.as_deref(), Some(local));
+    assert!(a.pmxcfs_reloads && !a.custom);
+    let a = activation(Format::Corosync, &[], false, local);
+    assert_eq!(a.wait_copy, None);
+    assert!(!a.pmxcfs_reloads);
+    let a = activation(
+        Format::Cman,
+        &[],
+        true,
+        Path::new("/etc/cluster/cluster.conf"),
+    );
+    assert_eq!(a.argv, vec!["cman_tool", "version", "-r", "-S"]);
+    assert!(a.pmxcfs_reloads);
+    let own = vec!["/etc/init.d/cman".to_string(), "restart".to_string()];
+    let a = activation(Format::Cman, &own, true, local);
+    assert_eq!(a.argv, own);
+    assert!(a.custom && !a.pmxcfs_reloads && a.wait_copy.is_none());
+}
+
+#[test]
+fn only_erofs_and_eacces_count_as_no_quorum() {
+    let w = |why: &str| EditError::Write("/etc/pve/corosync.conf".into(), why.into());
+    assert!(refused_without_quorum(&w("Read-only file system")));
+    assert!(refused_without_quorum(&w("Permission denied")));
+    assert!(!refused_without_quorum(&w("No space left on device")));
+    assert!(!refused_without_quorum(&w("File too large")));
+    assert!(!refused_without_quorum(&EditError::NotFound("x".into())));
+}
+
+#[test]
+fn settings_that_do_not_apply_are_warned_about() {
+    let s = |wfa: Option<bool>, ev: i64| Settings {
+        want: Want {
+            present: true,
+            expected_votes: ev,
+            wait_for_all: wfa,
+            force: false,
+        },
+        format: None,
+        timeout: Duration::from_secs(1),
+        activate_command: Vec::new(),
+        activate: true,
+        verify: true,
+        validate: true,
+        backup: false,
+    };
+    assert!(ignored_settings(&s(None, 1), Format::Corosync).is_empty());
+    assert!(ignored_settings(&s(None, 1), Format::Cman).is_empty());
+    assert_eq!(ignored_settings(&s(Some(true), 1), Format::Cman).len(), 1);
+    assert_eq!(ignored_settings(&s(None, 2), Format::Corosync).len(), 1);
+    assert!(ignored_settings(&s(None, 2), Format::Cman).is_empty());
 }

@@ -220,9 +220,10 @@ struct Errno {
 
 impl Errno {
     fn from_io(e: &std::io::Error) -> Errno {
+        let code = e.raw_os_error().unwrap_or(0);
         Errno {
-            code: e.raw_os_error().unwrap_or(0),
-            text: pve2node::io_reason(e),
+            code,
+            text: linux_text(code).map_or_else(|| pve2node::io_reason(e), str::to_string),
         }
     }
     fn last() -> Errno {
@@ -252,6 +253,35 @@ impl Errno {
     fn is_dead_fuse(&self) -> bool {
         self.code == ENOTCONN || self.code == ECONNABORTED
     }
+}
+
+/// The Linux (glibc) text of the errnos this module reports: what `ls`, `stat` and pmxcfs print
+/// and what users search for. The release binaries use musl, whose strerror words some of them
+/// differently (ENOTCONN is "Socket not connected" there), so the texts are not taken from the C
+/// library.
+fn linux_text(code: i32) -> Option<&'static str> {
+    Some(match code {
+        libc::ENOTCONN => "Transport endpoint is not connected",
+        libc::ECONNABORTED => "Software caused connection abort",
+        libc::EBUSY => "Device or resource busy",
+        libc::EINVAL => "Invalid argument",
+        libc::EPERM => "Operation not permitted",
+        libc::ENOENT => "No such file or directory",
+        libc::EACCES => "Permission denied",
+        libc::EIO => "Input/output error",
+        libc::ETIMEDOUT => "Connection timed out",
+        libc::ENOTDIR => "Not a directory",
+        libc::ELOOP => "Too many levels of symbolic links",
+        libc::ENAMETOOLONG => "File name too long",
+        libc::ENOMEM => "Cannot allocate memory",
+        libc::EAGAIN => "Resource temporarily unavailable",
+        libc::EINTR => "Interrupted system call",
+        libc::ENODEV => "No such device",
+        libc::ENXIO => "No such device or address",
+        libc::ESTALE => "Stale file handle",
+        libc::EROFS => "Read-only file system",
+        _ => return None,
+    })
 }
 
 /// What the edge saw: the mount on top at the path, the stat, the health file.
@@ -1057,6 +1087,33 @@ mod tests {
         let _ = kernel_path(&base.join("loop"));
         assert_eq!(kernel_path(Path::new("/")), PathBuf::from("/"));
         let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn errno_texts_are_the_linux_ones_whatever_the_c_library() {
+        let e = Errno::from_io(&std::io::Error::from_raw_os_error(libc::ENOTCONN));
+        assert_eq!(e.text, "Transport endpoint is not connected");
+        assert_eq!(e.show(), "Transport endpoint is not connected (ENOTCONN)");
+        let busy = Errno::from_io(&std::io::Error::from_raw_os_error(libc::EBUSY));
+        assert_eq!(busy.show(), "Device or resource busy (EBUSY)");
+        // glibc (the test build) agrees with every text of the table; musl would not.
+        let mut mapped = 0;
+        for code in 1..134 {
+            if let Some(t) = linux_text(code) {
+                mapped += 1;
+                if cfg!(target_env = "gnu") {
+                    let libc_text = pve2node::io_reason(&std::io::Error::from_raw_os_error(code));
+                    assert_eq!(libc_text, t, "errno {code}");
+                }
+            }
+        }
+        assert!(mapped >= 19, "{mapped}");
+        // An errno outside the table keeps the C library's text.
+        assert!(
+            !Errno::from_io(&std::io::Error::from_raw_os_error(libc::EXDEV))
+                .text
+                .is_empty()
+        );
     }
 
     #[test]
