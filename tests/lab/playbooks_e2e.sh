@@ -73,9 +73,8 @@ play check playbooks/two_node.yml --check --diff
 check_eq "check mode: exit 0" 0 "$play_rc"
 check_eq "check mode recap tartanpion (create and its hosts change planned)" "ok=5 changed=2 failed=0" "$(recap_of tartanpion)"
 check_eq "check mode recap bismuth (hosts change, pve-cluster start and join planned)" "ok=4 changed=3 failed=0" "$(recap_of bismuth)"
-check_has "check mode: bismuth's /etc/pve start planned (its pmxcfs refused to start)" "/etc/pve mounted and healthy] ********************************************
-changed: [bismuth]
-ok: [tartanpion]" "$play_out"
+check_has "check mode: bismuth's /etc/pve start planned (its pmxcfs refused to start)" "/etc/pve mounted and healthy@bismuth" "$(changed_tasks)"
+check_lacks "check mode: tartanpion's healthy /etc/pve left alone" "/etc/pve mounted and healthy@tartanpion" "$(changed_tasks)"
 check_has "check mode: hosts diff shown for tartanpion" "-192.0.2.1 tartanpion.elao.local tartanpion
 +192.0.2.1 tartanpion.elao.local" "$play_out"
 check_has "check mode: the pinned line shown" "+10.99.0.1 tartanpion" "$play_out"
