@@ -297,6 +297,8 @@ check_eq "add again: Proxmox's joinable checks (stdout)" "detected the following
 check_eq "add again: final line on stderr" "Check if node may join a cluster failed!" "$err"
 
 echo "-- peer loss without two-node mode"
+check_eq "/dev/shm in each node: 256 MiB" "256 256" "$(n1 df -m --output=size /dev/shm | tail -n 1 | tr -d ' ') $(n2 df -m --output=size /dev/shm | tail -n 1 | tr -d ' ')"
+dead_cs=$(cat "$LAB/nodes/pve2/run/lab/corosync.pid")
 t0=$EPOCHREALTIME
 "$L" kill-corosync pve2 >/dev/null
 if wait_for 30 blocked pve1; then
@@ -314,7 +316,11 @@ if wait_for 10 pve_ro pve1; then t_ro=$(elapsed "$t0"); ok "/etc/pve read-only o
 run_rc out err rc pve1 bash -c 'echo x >/etc/pve/lab-test.txt'
 check_has "write refused on tartanpion (EACCES, like pmxcfs)" "Permission denied" "$err"
 check_eq "without quorum: modes 0555 / 0440" "555 440" "$(n1 stat -c %a /etc/pve /etc/pve/lab-test.txt | paste -sd ' ')"
+# shellcheck disable=SC2012 # names only
+shm_dead() { n2 ls /dev/shm | grep -cE -- "^qb-(corosync-)?$dead_cs-" || true; }
+check "the killed corosync left its files in bismuth's /dev/shm (blackbox, rings)" test "$(shm_dead)" -gt 0
 "$L" start-corosync pve2 >/dev/null
+check_eq "start-corosync removed the dead corosync's /dev/shm files" 0 "$(shm_dead)"
 t0=$EPOCHREALTIME
 check "both quorate again after bismuth's corosync restart" wait_for 30 bash -c "[[ \$('$L' exec pve1 timeout 5 corosync-quorumtool -s 2>&1) == *'Nodes:            2'* ]]"
 check_eq "bismuth: corosync quorate but /etc/pve still read-only after its corosync restarted" "0 ro" "$(qrc pve2) $(pve_mode pve2)"
