@@ -127,13 +127,19 @@ impl Sb {
     fn run(&self, args: Value) -> Value {
         self.run_env(args, &[])
     }
-    fn run_env(&self, mut args: Value, env: &[(&str, String)]) -> Value {
+    fn run_env(&self, args: Value, env: &[(&str, String)]) -> Value {
+        self.run_with(&[BIN], args, env)
+    }
+    /// Runs `prefix` (the binary, or a wrapper and its arguments ending in the binary) with
+    /// the args file and every test hook pointing into the sandbox.
+    fn run_with(&self, prefix: &[&str], mut args: Value, env: &[(&str, String)]) -> Value {
         args["pvecm"] = json!(self.pvecm());
         let f = self
             .dir
             .write("args.json", serde_json::to_vec(&args).unwrap());
-        let mut c = std::process::Command::new(BIN);
-        c.arg(&f)
+        let mut c = std::process::Command::new(prefix[0]);
+        c.args(&prefix[1..])
+            .arg(&f)
             .env("PVE2NODE_HOSTNAME", &self.hostname)
             .env("PVE2NODE_HOSTS_FILE", self.dir.join("hosts"))
             .env("PVE2NODE_COROSYNC_CONF", self.dir.join("no-corosync.conf"))
@@ -726,10 +732,13 @@ fn api_join_without_a_terminal_fails_fast_asking_for_use_ssh() {
         "{v}"
     );
     assert_eq!(v["stderr"], json!("EOF while reading password\n"));
-    assert!(
-        t0.elapsed() < Duration::from_secs(4),
+    // no grace wait for a known prompt: not one `pvecm status` after the join
+    assert_eq!(
+        sb.argv_log(),
+        vec!["status", "add 10.99.0.1"],
         "no grace wait for a known prompt"
     );
+    assert!(t0.elapsed() < Duration::from_secs(30));
 }
 
 #[test]
@@ -913,6 +922,10 @@ fn invalid_parameters_fail_before_anything_runs() {
             "not a SHA256 fingerprint",
         ),
         (json!({"name": "lab", "timeout": 0}), "timeout"),
+        (json!({"name": "lab", "timeout": 86_401}), "timeout"),
+        // state=info took any timeout before
+        (json!({"state": "info", "timeout": 0}), "timeout"),
+        (json!({"state": "info", "timeout": -5}), "timeout"),
         (json!({"name": "lab", "nodeid": 0}), "nodeid"),
         (json!({"name": "lab", "peer": ""}), "peer is empty"),
         (json!({"name": "lab", "peer": "  "}), "peer is empty"),
@@ -1131,6 +1144,30 @@ fn create_waits_until_etc_pve_is_writable_in_each_form() {
 }
 
 #[test]
+fn join_waits_until_this_nodes_etc_pve_is_writable() {
+    let sb = Sb::new("pve8", "beta", HOSTS_ALPHA)
+        .after(
+            fx!("pve8/pvecm-status-2node.txt"),
+            fx!("pve8/pvecm-nodes.txt"),
+        )
+        .fs_flips_after(
+            2,
+            "sed -i 's/\"quorate\": 0/\"quorate\": 1/' etc-pve/.members",
+        );
+    std::fs::create_dir_all(sb.etc_pve()).unwrap();
+    std::fs::write(sb.etc_pve().join(".members"), members(0)).unwrap();
+    let v = sb.run(json!({"name": "lab", "peer": "10.99.0.1", "use_ssh": true, "timeout": 60}));
+    assert!(!failed(&v), "{v}");
+    assert!(
+        !sb.dir.join("flip.after").exists(),
+        "returned before /etc/pve was writable: {v}"
+    );
+    assert_eq!(sb.polls_after_change(), 2);
+    assert!(v["waited_for_pmxcfs"].as_f64().unwrap() > 0.0, "{v}");
+    assert_eq!(v["attempts"], json!(1));
+}
+
+#[test]
 fn create_does_not_wait_for_a_writable_or_missing_etc_pve() {
     // writable at once, in the real form and as a plain directory, or no /etc/pve at all
     for form in ["members", "dir", "none"] {
@@ -1175,4 +1212,90 @@ fn etc_pve_that_stays_read_only_fails_within_timeout() {
     let v = sb.run(json!({"name": "lab", "wait": false}));
     assert!(!failed(&v), "{v}");
     assert_eq!(sb.polls_after_change(), 1);
+    assert!(v["waited_for_pmxcfs"].is_null(), "not looked at: {v}");
+}
+
+// ------------------------------------------------------------------ test hooks in release builds
+
+/// A release binary (what `scripts/build.sh` puts in build/modules, what Ansible ships to a
+/// node) must ignore every PVE2NODE_* hook: here PVE2NODE_COROSYNC_DIR, which in a debug build
+/// turns a "no cluster" answer into the "already joined, /etc/pve unmounted" refusal, and
+/// PVE2NODE_HOSTS_FILE. Check mode with a stand-in pvecm, so nothing can change; the real
+/// /etc/corosync is replaced, in a private mount namespace, by an empty tmpfs, so that only
+/// the hook could make this node look joined.
+#[test]
+fn release_binary_ignores_test_hooks() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let release = root.join("build/modules/pvecm_cluster");
+    let skip = |why: &str| {
+        if std::env::var("PVE2NODE_E2E").as_deref() == Ok("1") {
+            panic!("release_binary_ignores_test_hooks: {why} and PVE2NODE_E2E=1");
+        }
+        eprintln!("release_binary_ignores_test_hooks skipped: {why}");
+    };
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let Some(built) = mtime(&release) else {
+        return skip("no release binary (run bash scripts/build.sh)");
+    };
+    if mtime(&root.join("modules/pvecm_cluster/main.rs")).is_some_and(|src| src > built) {
+        return skip("the release binary is older than its source (run bash scripts/build.sh)");
+    }
+    // SAFETY: geteuid has no preconditions.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let real = Path::new("/etc/corosync");
+    let ns = is_root && real.is_dir() && Path::new("/usr/bin/unshare").exists();
+    if !ns && real.join("authkey").exists() {
+        return skip("this host's /etc/corosync holds an authkey and no private mount namespace can hide it (not root)");
+    }
+
+    let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA);
+    let etc = sb.dir.join("etc-corosync");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(etc.join("authkey"), "k").unwrap();
+    std::fs::write(etc.join("corosync.conf"), fx!("pve8/corosync.conf")).unwrap();
+    let args = json!({"name": "lab", "_ansible_check_mode": true});
+    // The hook works in the debug build: this node counts as joined, nothing is planned.
+    let v = sb.run(args.clone());
+    assert!(failed(&v) && msg(&v).contains("not mounted"), "{v}");
+
+    let bin = release.to_string_lossy().into_owned();
+    let mut prefix: Vec<&str> = Vec::new();
+    if ns {
+        // The tmpfs exists only in the child's own mount namespace and goes with it.
+        prefix.extend([
+            "/usr/bin/unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "/bin/sh",
+            "-c",
+            "mount -t tmpfs -o size=64k,mode=0755 pve2node-test /etc/corosync && exec \"$@\"",
+            "sh",
+        ]);
+    }
+    prefix.push(&bin);
+    let before = sb.argv_log().len();
+    let v = sb.run_with(&prefix, args, &[]);
+    assert!(
+        !failed(&v),
+        "the release binary honoured PVE2NODE_COROSYNC_DIR: {v}"
+    );
+    assert_eq!(v["changed"], json!(true), "{v}");
+    assert!(msg(&v).contains("would create cluster 'lab'"), "{v}");
+    assert_eq!(v["cmd"], json!([sb.pvecm(), "create", "lab"]), "{v}");
+    // the hosts file the pre-flight read is the real one, not the hook's
+    let pre = v["preflight"][0]["msg"].as_str().unwrap_or("");
+    assert!(
+        pre.contains("/etc/hosts") && !pre.contains(&*sb.dir.path().to_string_lossy()),
+        "{v}"
+    );
+    // and it only read: one `pvecm status`, nothing that changes
+    assert_eq!(
+        sb.argv_log()[before..],
+        ["status".to_string()],
+        "{:?}",
+        sb.argv_log()
+    );
+    assert!(real.is_dir() || !ns);
 }

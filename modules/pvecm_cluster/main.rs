@@ -2,10 +2,16 @@
 //! checks, and return the cluster facts of every era (PVE 3 cman, PVE 4–5 corosync 2,
 //! PVE 6+ corosync 3).
 //!
+//! Phases, in the order `logic` runs them: parameters → [`Mode`] (pure); the environment read
+//! once into [`Env`] (edge); the cluster state ([`read_state`], edge); then for `info` the
+//! report, for a create or join: decision ([`decide`], pure), pre-flight ([`preflight`], pure
+//! over [`Local`]), the argv ([`build_argv`], pure), and in a real run the command with its
+//! wait ([`apply`], edge, deciding by the pure stop rule [`next_step`]) and the result
+//! ([`report`], pure).
+//!
 //! Edges: `pvecm status` / `pvecm nodes` / `pveversion` (argv, no tty, stdin closed,
-//! timeouts), the hostname, /etc/hosts and the local interface addresses. Everything in
-//! between (which command to run, with which options, and whether the state afterwards is
-//! a success) is pure.
+//! timeouts), the hostname, /etc/hosts, the local interface addresses, /etc/corosync and
+//! /etc/pve.
 
 use pve2node::protocol::{
     self, Ctx, Default as D, Failure, Outcome, Param, RequiredIf, Spec, Type,
@@ -15,7 +21,11 @@ use pve2node::run::{self, Output};
 use pve2node::wait;
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// One day: longer waits are mistakes, and deadlines computed from it cannot overflow.
+const MAX_TIMEOUT: u64 = 86_400;
 
 const SPEC: Spec = Spec {
     module: "pvecm_cluster",
@@ -35,7 +45,9 @@ const SPEC: Spec = Spec {
         Param::new("fingerprint", Type::Str),
         Param::new("force", Type::Bool).default(D::Bool(false)),
         Param::new("wait", Type::Bool).default(D::Bool(true)),
-        Param::new("timeout", Type::Int).default(D::Int(120)),
+        Param::new("timeout", Type::Int)
+            .default(D::Int(120))
+            .range(1, MAX_TIMEOUT as i64),
         Param::new("pvecm", Type::Path).default(D::Str("pvecm")),
     ],
     mutually_exclusive: &[],
@@ -47,140 +59,357 @@ const SPEC: Spec = Spec {
     supports_check_mode: true,
 };
 
-/// Test hooks (documented in the .yml notes): the real sources are the defaults.
-const ENV_HOSTNAME: &str = "PVE2NODE_HOSTNAME";
-const ENV_HOSTS_FILE: &str = "PVE2NODE_HOSTS_FILE";
-const ENV_COROSYNC_CONF: &str = "PVE2NODE_COROSYNC_CONF";
-/// Test hook: the directory holding this node's own corosync.conf and authkey.
-const ENV_COROSYNC_DIR: &str = "PVE2NODE_COROSYNC_DIR";
-const ENV_CLUSTER_CONF: &str = "PVE2NODE_CLUSTER_CONF";
+/// Test hooks (documented in the .yml notes), honoured by debug builds only
+/// (`protocol::test_hook`); the real sources are the defaults.
+const HOOK_HOSTNAME: &str = "PVE2NODE_HOSTNAME";
+const HOOK_HOSTS_FILE: &str = "PVE2NODE_HOSTS_FILE";
+/// The corosync.conf read for the cluster name (PVE 4-5).
+const HOOK_COROSYNC_CONF: &str = "PVE2NODE_COROSYNC_CONF";
+/// The directory holding this node's own corosync.conf and authkey.
+const HOOK_COROSYNC_DIR: &str = "PVE2NODE_COROSYNC_DIR";
+const HOOK_CLUSTER_CONF: &str = "PVE2NODE_CLUSTER_CONF";
+/// This node's /etc/pve.
+const HOOK_ETC_PVE: &str = "PVE2NODE_ETC_PVE";
 
 /// Timeout of one read-only command (`status`, `nodes`, `pveversion`).
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL_INTERVAL: Duration = Duration::from_millis(1000);
 /// How long to keep polling after pvecm exited non-zero without a known error message.
 const FAILED_RC_GRACE: Duration = Duration::from_secs(5);
+/// What the peer's pvecm prints (stdout) when its /etc/pve is read-only (no pmxcfs quorum).
+const PEER_NOT_READY: &str = "cluster not ready - no quorum?";
+/// Pause between joins the peer refused as not ready.
+const RETRY_EVERY: Duration = Duration::from_secs(2);
+/// A join takes 11-16 s on real nodes: none is started again with less time left (a join
+/// killed by the timeout half-way would leave this node half-joined).
+const RETRY_MIN_LEFT: Duration = Duration::from_secs(15);
+/// At most this much of /etc/pve/.members is read.
+const MEMBERS_MAX: u64 = 64 * 1024;
 
 // ---------------------------------------------------------------------------------------
-// Parameters
+// Errors
 
-#[derive(Debug, Clone)]
-struct Args {
-    info: bool,
-    name: Option<String>,
-    peer: Option<String>,
+/// A parameter that cannot be used; nothing has run yet.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+enum ParamError {
+    #[error("pvecm must name the pvecm executable (default: pvecm)")]
+    Pvecm,
+    // TODO(proto): Param::range on `timeout` checks this once the protocol implements it.
+    #[error("timeout must be between 1 and {MAX_TIMEOUT} seconds, got {0}")]
+    Timeout(i64),
+    #[error("name '{name}' is not a valid cluster name: {why} (pvecm allows at most 15 letters, digits or '-')")]
+    Name { name: String, why: String },
+    #[error("peer is empty: give the address of an existing cluster member to join it, or leave peer out to create the cluster")]
+    EmptyPeer,
+    #[error("peer '{0}' is not an IP address or a host name: give the address of an existing cluster member")]
+    Peer(String),
+    #[error("link0 is empty: give this node's address on the cluster network, or leave link0 out to let pvecm use the address the hostname resolves to")]
+    EmptyLink0,
+    #[error("nodeid must be 1 or more, got {0}")]
+    Nodeid(i64),
+    #[error("votes must be {min} or more, got {got}")]
+    Votes { min: i64, got: i64 },
+    #[error("fingerprint '{0}' is not a SHA256 fingerprint (32 hex bytes separated by ':', as `pvenode cert info` prints it)")]
+    Fingerprint(String),
+}
+
+/// Why this node's state forbids the create or join asked for; nothing has run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+enum Refusal {
+    #[error("this node has the configuration of cluster '{}' but its cluster stack is not running ({}): start it ({}) and run again",
+        .name.as_deref().unwrap_or("?"),
+        if *.cman { "cman" } else { "corosync" },
+        if *.cman { "/etc/init.d/cman start; /etc/init.d/pve-cluster restart" } else { "systemctl start corosync pve-cluster" })]
+    StackDown { name: Option<String>, cman: bool },
+    #[error("{}", pve_missing_msg(.0.as_deref()))]
+    PveMissing(Option<String>),
+    #[error("{0}")]
+    Unreadable(String),
+    #[error("this node is in a cluster but its name cannot be read (neither `pvecm status` nor corosync.conf shows it)")]
+    NameUnknown,
+    #[error("this node is already in a cluster of its own ('{have}', this node only) and cannot join cluster '{want}' through peer '{peer}' while it is in one: remove this node's cluster configuration first, or set force: true to let pvecm add override its checks")]
+    OwnCluster {
+        have: String,
+        want: String,
+        peer: String,
+    },
+    #[error("this node is a member of cluster '{have}', not of cluster '{want}': a node can be in one cluster only; fix name, or remove the node from '{have}' first")]
+    OtherCluster { have: String, want: String },
+}
+
+fn pve_missing_msg(name: Option<&str>) -> String {
+    format!(
+        "this node's /etc/corosync holds the authkey and config of cluster '{}' but /etc/pve/corosync.conf does not exist: /etc/pve is probably not mounted (pve-cluster down or a dead FUSE mount); run fuse_recover or start pve-cluster, then run again",
+        name.unwrap_or("?")
+    )
+}
+
+fn run_err(pvecm: &str, e: run::RunError) -> Failure {
+    Failure::new(format!(
+        "{e}; set pvecm to the path of the pvecm executable"
+    ))
+    .with("cmd", json!([pvecm]))
+}
+
+/// A result or a failure: both take extra keys.
+trait Keys: Sized {
+    fn key(self, k: &str, v: Value) -> Self;
+}
+impl Keys for Outcome {
+    fn key(self, k: &str, v: Value) -> Self {
+        self.with(k, v)
+    }
+}
+impl Keys for Failure {
+    fn key(self, k: &str, v: Value) -> Self {
+        self.with(k, v)
+    }
+}
+
+/// The one way a command's `cmd`, `rc`, `stdout`, `stderr` (and `timed_out`) go into a
+/// result or a failure.
+fn with_output<T: Keys>(x: T, o: &Output) -> T {
+    match o.to_json() {
+        Value::Object(m) => m.into_iter().fold(x, |x, (k, v)| x.key(&k, v)),
+        _ => x,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Parameters (pure)
+
+/// This node in the cluster it creates or joins.
+#[derive(Debug, Clone, PartialEq)]
+struct Node {
+    name: String,
     link0: Option<String>,
-    era: Option<Era>,
     nodeid: Option<i64>,
     votes: Option<i64>,
+}
+
+/// The existing member a join goes through, and how.
+#[derive(Debug, Clone, PartialEq)]
+struct Peer {
+    addr: String,
     use_ssh: bool,
     fingerprint: Option<String>,
     force: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Mode {
+    /// `state: info`: read and report only.
+    Info,
+    /// `pvecm create`, when this node is in no cluster.
+    Create { node: Node },
+    /// `pvecm add PEER`, when this node is in no cluster (or, with force, alone in its own).
+    Join { node: Node, peer: Peer },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Args {
+    mode: Mode,
+    era: Option<Era>,
     wait: bool,
     timeout: Duration,
     pvecm: String,
 }
 
-fn args(ctx: &Ctx) -> Result<Args, Failure> {
-    let p = &ctx.params;
+fn args(p: &protocol::Params) -> Result<Args, ParamError> {
     let nonempty = |k: &str| {
         p.str(k)
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
-    let a = Args {
-        info: p.str("state") == Some("info"),
-        name: nonempty("name"),
-        peer: nonempty("peer"),
-        link0: nonempty("link0"),
-        era: p.str("era").and_then(Era::from_name),
-        nodeid: p.int("nodeid"),
-        votes: p.int("votes"),
-        use_ssh: p.flag("use_ssh"),
-        fingerprint: nonempty("fingerprint"),
-        force: p.flag("force"),
-        wait: p.bool("wait").unwrap_or(true),
-        timeout: p
-            .seconds("timeout", 1, MAX_TIMEOUT)
-            .unwrap_or(Duration::from_secs(120)),
-        pvecm: p.str("pvecm").unwrap_or("pvecm").to_string(),
-    };
-    if a.pvecm.is_empty() {
-        return Err(Failure::new(
-            "pvecm must name the pvecm executable (default: pvecm)",
-        ));
+    let pvecm = p.str("pvecm").unwrap_or("pvecm").to_string();
+    if pvecm.is_empty() {
+        return Err(ParamError::Pvecm);
     }
-    if a.info {
+    // Also for state=info (which used to take any value): until the protocol checks
+    // Param::range, this is the range check.
+    let secs = p.int("timeout").unwrap_or(120);
+    if !(1..=MAX_TIMEOUT as i64).contains(&secs) {
+        return Err(ParamError::Timeout(secs));
+    }
+    let mut a = Args {
+        mode: Mode::Info,
+        era: p.str("era").and_then(Era::from_name),
+        wait: p.bool("wait").unwrap_or(true),
+        timeout: Duration::from_secs(secs.unsigned_abs()),
+        pvecm,
+    };
+    if p.str("state") == Some("info") {
         return Ok(a);
     }
-    let name = a.name.as_deref().unwrap_or("");
-    if let Err(why) = pst::check_cluster_name(name) {
-        return Err(Failure::new(format!(
-            "name '{name}' is not a valid cluster name: {why} (pvecm allows at most 15 letters, digits or '-')"
-        )));
+    let name = nonempty("name").unwrap_or_default();
+    pst::check_cluster_name(&name).map_err(|why| ParamError::Name {
+        name: name.clone(),
+        why,
+    })?;
+    let peer = peer_param(p)?;
+    let link0 = nonempty("link0");
+    if p.is_set("link0") && link0.is_none() {
+        return Err(ParamError::EmptyLink0);
     }
-    p.seconds("timeout", 1, MAX_TIMEOUT)?;
-    // An empty peer (an undefined variable with `default('')`) must not turn a join into
-    // the creation of a second cluster, and a peer is an argument pvecm must not read as
-    // an option.
-    if p.is_set("peer") {
-        let peer = p.str("peer").unwrap_or("").trim();
-        let addr = peer
-            .strip_prefix('[')
-            .and_then(|x| x.strip_suffix(']'))
-            .unwrap_or(peer);
-        if peer.is_empty() {
-            return Err(Failure::new(
-                "peer is empty: give the address of an existing cluster member to join it, or leave peer out to create the cluster",
-            ));
-        }
-        if pve2node::hosts::parse_ip(addr).is_none() && !pve2node::hosts::is_valid_hostname(peer) {
-            return Err(Failure::new(format!(
-                "peer '{peer}' is not an IP address or a host name: give the address of an existing cluster member"
-            )));
-        }
+    let nodeid = p.int("nodeid");
+    if let Some(n) = nodeid.filter(|n| *n < 1) {
+        return Err(ParamError::Nodeid(n));
     }
-    if p.is_set("link0") && a.link0.is_none() {
-        return Err(Failure::new(
-            "link0 is empty: give this node's address on the cluster network, or leave link0 out to let pvecm use the address the hostname resolves to",
-        ));
-    }
-    if let Some(n) = a.nodeid {
-        if n < 1 {
-            return Err(Failure::new(format!("nodeid must be 1 or more, got {n}")));
-        }
-    }
-    if let Some(v) = a.votes {
-        let min = if a.peer.is_some() { 0 } else { 1 };
+    let votes = p.int("votes");
+    if let Some(v) = votes {
+        let min = if peer.is_some() { 0 } else { 1 };
         if v < min {
-            return Err(Failure::new(format!(
-                "votes must be {min} or more, got {v}"
-            )));
+            return Err(ParamError::Votes { min, got: v });
         }
     }
-    if let Some(fp) = &a.fingerprint {
-        let ok = fp.split(':').count() == 32
-            && fp
-                .split(':')
-                .all(|b| b.len() == 2 && b.chars().all(|c| c.is_ascii_hexdigit()));
-        if !ok {
-            return Err(Failure::new(format!(
-                "fingerprint '{fp}' is not a SHA256 fingerprint (32 hex bytes separated by ':', as `pvenode cert info` prints it)"
-            )));
-        }
+    let fingerprint = nonempty("fingerprint");
+    if let Some(fp) = fingerprint.as_ref().filter(|fp| !is_sha256_fingerprint(fp)) {
+        return Err(ParamError::Fingerprint(fp.clone()));
     }
+    let node = Node {
+        name,
+        link0,
+        nodeid,
+        votes,
+    };
+    a.mode = match peer {
+        None => Mode::Create { node },
+        Some(addr) => Mode::Join {
+            node,
+            peer: Peer {
+                addr,
+                use_ssh: p.flag("use_ssh"),
+                fingerprint,
+                force: p.flag("force"),
+            },
+        },
+    };
     Ok(a)
 }
 
+/// `peer`, when given. An empty peer (an undefined variable with `default('')`) must not turn
+/// a join into the creation of a second cluster, and a peer is an argument pvecm must not
+/// read as an option.
+fn peer_param(p: &protocol::Params) -> Result<Option<String>, ParamError> {
+    if !p.is_set("peer") {
+        return Ok(None);
+    }
+    let peer = p.str("peer").unwrap_or("").trim();
+    let addr = peer
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .unwrap_or(peer);
+    if peer.is_empty() {
+        return Err(ParamError::EmptyPeer);
+    }
+    if pve2node::hosts::parse_ip(addr).is_none() && !pve2node::hosts::is_valid_hostname(peer) {
+        return Err(ParamError::Peer(peer.to_string()));
+    }
+    Ok(Some(peer.to_string()))
+}
+
+/// 32 hex bytes separated by ':', as `pvenode cert info` prints a SHA256 fingerprint.
+fn is_sha256_fingerprint(fp: &str) -> bool {
+    fp.split(':').count() == 32
+        && fp
+            .split(':')
+            .all(|b| b.len() == 2 && b.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// A create or a join: the node, and the peer of a join.
+#[derive(Debug, Clone, Copy)]
+struct Change<'a> {
+    node: &'a Node,
+    peer: Option<&'a Peer>,
+}
+
+impl Change<'_> {
+    fn joining(&self) -> bool {
+        self.peer.is_some()
+    }
+    fn peer_addr(&self) -> &str {
+        self.peer.map(|p| p.addr.as_str()).unwrap_or("")
+    }
+    /// `pvecm SUB`.
+    fn sub(&self) -> &'static str {
+        if self.joining() {
+            "add"
+        } else {
+            "create"
+        }
+    }
+    fn what(&self) -> String {
+        match self.peer {
+            None => format!("create cluster '{}'", self.node.name),
+            Some(p) => format!(
+                "join cluster '{}' through peer '{}'",
+                self.node.name, p.addr
+            ),
+        }
+    }
+    fn past(&self) -> String {
+        match self.peer {
+            None => format!("created cluster '{}'", self.node.name),
+            Some(p) => format!("joined cluster '{}' through '{}'", self.node.name, p.addr),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
-// Local facts (edges)
+// The environment (edge): read once, test hooks included
+
+/// Where this node's facts come from: the real sources, or (debug builds) the test hooks.
+#[derive(Debug, Clone, PartialEq)]
+struct Env {
+    hostname: Option<String>,
+    hosts_file: PathBuf,
+    /// corosync.conf candidates for the cluster name, first readable one with a name wins.
+    corosync_confs: Vec<PathBuf>,
+    /// This node's own corosync config and authkey.
+    corosync_dir: PathBuf,
+    /// PVE 3 cluster.conf candidates.
+    cluster_confs: Vec<PathBuf>,
+    etc_pve: PathBuf,
+}
+
+impl Env {
+    fn read() -> Env {
+        let hook = protocol::test_hook;
+        let paths = |name: &str, real: &[&str]| -> Vec<PathBuf> {
+            match hook(name) {
+                Some(p) => vec![p.into()],
+                None => real.iter().map(PathBuf::from).collect(),
+            }
+        };
+        Env {
+            hostname: match hook(HOOK_HOSTNAME) {
+                Some(h) => Some(h.trim().to_string()).filter(|h| !h.is_empty()),
+                None => read_hostname(),
+            },
+            hosts_file: hook(HOOK_HOSTS_FILE)
+                .unwrap_or_else(|| "/etc/hosts".into())
+                .into(),
+            corosync_confs: paths(
+                HOOK_COROSYNC_CONF,
+                &["/etc/pve/corosync.conf", "/etc/corosync/corosync.conf"],
+            ),
+            corosync_dir: hook(HOOK_COROSYNC_DIR)
+                .unwrap_or_else(|| "/etc/corosync".into())
+                .into(),
+            cluster_confs: paths(
+                HOOK_CLUSTER_CONF,
+                &["/etc/pve/cluster.conf", "/etc/cluster/cluster.conf"],
+            ),
+            etc_pve: hook(HOOK_ETC_PVE)
+                .unwrap_or_else(|| "/etc/pve".into())
+                .into(),
+        }
+    }
+}
 
 /// This node's hostname, from the UTS namespace.
 fn read_hostname() -> Option<String> {
-    if let Ok(h) = std::env::var(ENV_HOSTNAME) {
-        return Some(h.trim().to_string()).filter(|h| !h.is_empty());
-    }
     if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
         let h = h.trim();
         if !h.is_empty() {
@@ -201,12 +430,6 @@ fn read_hostname() -> Option<String> {
     (!h.is_empty()).then_some(h)
 }
 
-fn hosts_path() -> String {
-    std::env::var(ENV_HOSTS_FILE).unwrap_or_else(|_| "/etc/hosts".to_string())
-}
-
-/// The address the first non-comment line naming `name` gives (case-insensitive), as
-/// glibc's files backend answers.
 /// Addresses configured on this node's interfaces (getifaddrs; empty if unavailable).
 fn local_addrs() -> Vec<IpAddr> {
     let mut out = Vec::new();
@@ -251,15 +474,14 @@ struct Local {
     addrs: Vec<IpAddr>,
 }
 
-fn read_local() -> Local {
-    let path = hosts_path();
+fn read_local(env: &Env) -> Local {
     // Bytes, as the resolver reads them: a Latin-1 comment must not fail the pre-flight.
-    let hosts = std::fs::read(&path)
+    let hosts = std::fs::read(&env.hosts_file)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .map_err(|e| pve2node::io_reason(&e));
     Local {
-        hostname: read_hostname(),
-        hosts_file: path,
+        hostname: env.hostname.clone(),
+        hosts_file: env.hosts_file.to_string_lossy().into_owned(),
         hosts,
         addrs: local_addrs(),
     }
@@ -276,6 +498,13 @@ struct Check {
 }
 
 impl Check {
+    fn new(name: &'static str, ok: bool, msg: impl Into<String>) -> Check {
+        Check {
+            name,
+            ok,
+            msg: msg.into(),
+        }
+    }
     fn json(&self) -> Value {
         json!({"check": self.name, "ok": self.ok, "msg": self.msg})
     }
@@ -298,137 +527,151 @@ fn resolve(local: &Local, who: &str) -> Option<IpAddr> {
     })
 }
 
-fn preflight(a: &Args, local: &Local) -> Vec<Check> {
-    let mut out = Vec::new();
+fn preflight(c: Change<'_>, local: &Local) -> Vec<Check> {
     let short = local
         .hostname
         .as_deref()
         .map(|h| h.split('.').next().unwrap_or(h).to_string());
-    let mut host_ip = None;
-    let resolves = match (&short, &local.hosts) {
-        (None, _) => Check {
-            name: "hostname_resolves",
-            ok: false,
-            msg: "cannot read this node's hostname: set it (hostnamectl) before creating or joining a cluster".into(),
-        },
-        (Some(_), Err(e)) => Check {
-            name: "hostname_resolves",
-            ok: false,
-            msg: format!("cannot read {}: {e}; pvecm resolves the hostname through it", local.hosts_file),
-        },
-        (Some(h), Ok(text)) => match pve2node::hosts::lookup(text, h) {
-            None => Check {
-                name: "hostname_resolves",
-                ok: false,
-                msg: format!(
-                    "this node's hostname '{h}' has no entry in {}: pin it to the cluster address (run hosts_pin first)",
-                    local.hosts_file
-                ),
-            },
-            Some(ip) if ip.is_loopback() || ip.is_unspecified() => Check {
-                name: "hostname_resolves",
-                ok: false,
-                msg: format!(
-                    "this node's hostname '{h}' resolves to the loopback address {ip} in {}: pin it to the cluster address (run hosts_pin first)",
-                    local.hosts_file
-                ),
-            },
-            Some(ip) => {
-                host_ip = Some(ip);
-                Check {
-                    name: "hostname_resolves",
-                    ok: true,
-                    msg: format!("'{h}' resolves to {ip} in {}", local.hosts_file),
-                }
-            }
-        },
-    };
-    out.push(resolves);
+    let (resolves, host_ip) = check_hostname(short.as_deref(), local);
+    let mut out = vec![resolves];
     let mut link_ip = None;
-    if let Some(l) = &a.link0 {
+    if let Some(l) = &c.node.link0 {
         let addr = link0_address(l);
         link_ip = resolve(local, addr);
-        let h = short.as_deref().unwrap_or("?");
-        let c = match (host_ip, link_ip) {
-            (_, None) => Check {
-                name: "hostname_is_link0",
-                ok: false,
-                msg: format!("link0 '{addr}' is not an IP address and has no entry in {}: give link0 as an address", local.hosts_file),
-            },
-            (Some(hip), Some(lip)) if hip == lip => Check {
-                name: "hostname_is_link0",
-                ok: true,
-                msg: format!("'{h}' resolves to link0 {lip}"),
-            },
-            (Some(hip), Some(lip)) => Check {
-                name: "hostname_is_link0",
-                ok: false,
-                msg: format!(
-                    "this node's hostname '{h}' resolves to {hip} in {}, not to link0 {lip}: pin it to {lip} (run hosts_pin first)",
-                    local.hosts_file
-                ),
-            },
-            (None, Some(lip)) => Check {
-                name: "hostname_is_link0",
-                ok: false,
-                msg: format!("this node's hostname '{h}' does not resolve to link0 {lip}: pin it to {lip} (run hosts_pin first)"),
-            },
-        };
-        out.push(c);
+        out.push(check_link0(short.as_deref(), addr, host_ip, link_ip, local));
     }
-    if let Some(peer) = &a.peer {
-        let peer_ip = resolve(local, peer);
-        let same_name = short.as_deref().is_some_and(|h| {
-            peer.eq_ignore_ascii_case(h)
-                || local
-                    .hostname
-                    .as_deref()
-                    .is_some_and(|f| peer.eq_ignore_ascii_case(f))
-        });
-        let why = if same_name {
-            Some("this node's own hostname".to_string())
-        } else {
-            match peer_ip {
-                Some(ip) if Some(ip) == host_ip => Some(format!(
-                    "{ip}, the address this node's hostname resolves to"
-                )),
-                Some(ip) if Some(ip) == link_ip => Some(format!("{ip}, this node's link0 address")),
-                Some(ip) if ip.is_loopback() || local.addrs.contains(&ip) => {
-                    Some(format!("{ip}, an address of this node's interfaces"))
-                }
-                _ => None,
-            }
-        };
-        out.push(match why {
-            Some(w) => Check {
-                name: "peer_is_not_self",
-                ok: false,
-                msg: format!("peer '{peer}' is this node itself ({w}): set peer to the address of an existing member of the cluster"),
-            },
-            None => Check {
-                name: "peer_is_not_self",
-                ok: true,
-                msg: format!("peer '{peer}' is not this node"),
-            },
-        });
+    if let Some(p) = c.peer {
+        out.push(check_peer(
+            &p.addr,
+            short.as_deref(),
+            host_ip,
+            link_ip,
+            local,
+        ));
     }
     out
+}
+
+/// This node's short name resolves to a non-loopback address (its address, if it does).
+fn check_hostname(short: Option<&str>, local: &Local) -> (Check, Option<IpAddr>) {
+    const N: &str = "hostname_resolves";
+    let file = &local.hosts_file;
+    match (short, &local.hosts) {
+        (None, _) => (
+            Check::new(N, false, "cannot read this node's hostname: set it (hostnamectl) before creating or joining a cluster"),
+            None,
+        ),
+        (Some(_), Err(e)) => (
+            Check::new(N, false, format!("cannot read {file}: {e}; pvecm resolves the hostname through it")),
+            None,
+        ),
+        (Some(h), Ok(text)) => match pve2node::hosts::lookup(text, h) {
+            None => (
+                Check::new(N, false, format!(
+                    "this node's hostname '{h}' has no entry in {file}: pin it to the cluster address (run hosts_pin first)"
+                )),
+                None,
+            ),
+            Some(ip) if ip.is_loopback() || ip.is_unspecified() => (
+                Check::new(N, false, format!(
+                    "this node's hostname '{h}' resolves to the loopback address {ip} in {file}: pin it to the cluster address (run hosts_pin first)"
+                )),
+                None,
+            ),
+            Some(ip) => (
+                Check::new(N, true, format!("'{h}' resolves to {ip} in {file}")),
+                Some(ip),
+            ),
+        },
+    }
+}
+
+/// The hostname resolves to the link0 address.
+fn check_link0(
+    short: Option<&str>,
+    addr: &str,
+    host_ip: Option<IpAddr>,
+    link_ip: Option<IpAddr>,
+    local: &Local,
+) -> Check {
+    const N: &str = "hostname_is_link0";
+    let file = &local.hosts_file;
+    let h = short.unwrap_or("?");
+    match (host_ip, link_ip) {
+        (_, None) => Check::new(N, false, format!(
+            "link0 '{addr}' is not an IP address and has no entry in {file}: give link0 as an address"
+        )),
+        (Some(hip), Some(lip)) if hip == lip => {
+            Check::new(N, true, format!("'{h}' resolves to link0 {lip}"))
+        }
+        (Some(hip), Some(lip)) => Check::new(N, false, format!(
+            "this node's hostname '{h}' resolves to {hip} in {file}, not to link0 {lip}: pin it to {lip} (run hosts_pin first)"
+        )),
+        (None, Some(lip)) => Check::new(N, false, format!(
+            "this node's hostname '{h}' does not resolve to link0 {lip}: pin it to {lip} (run hosts_pin first)"
+        )),
+    }
+}
+
+/// The peer is not this node (its name, its addresses).
+fn check_peer(
+    peer: &str,
+    short: Option<&str>,
+    host_ip: Option<IpAddr>,
+    link_ip: Option<IpAddr>,
+    local: &Local,
+) -> Check {
+    const N: &str = "peer_is_not_self";
+    let same_name = short.is_some_and(|h| {
+        peer.eq_ignore_ascii_case(h)
+            || local
+                .hostname
+                .as_deref()
+                .is_some_and(|f| peer.eq_ignore_ascii_case(f))
+    });
+    let why = if same_name {
+        Some("this node's own hostname".to_string())
+    } else {
+        match resolve(local, peer) {
+            Some(ip) if Some(ip) == host_ip => Some(format!(
+                "{ip}, the address this node's hostname resolves to"
+            )),
+            Some(ip) if Some(ip) == link_ip => Some(format!("{ip}, this node's link0 address")),
+            Some(ip) if ip.is_loopback() || local.addrs.contains(&ip) => {
+                Some(format!("{ip}, an address of this node's interfaces"))
+            }
+            _ => None,
+        }
+    };
+    match why {
+        Some(w) => Check::new(N, false, format!(
+            "peer '{peer}' is this node itself ({w}): set peer to the address of an existing member of the cluster"
+        )),
+        None => Check::new(N, true, format!("peer '{peer}' is not this node")),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
 // Commands (pure)
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Create,
-    Join,
+/// The era whose options the argv uses: the known one, or corosync3 with a warning when
+/// nothing tells and no option depends on it.
+fn argv_era(
+    known: Option<Era>,
+    c: Change<'_>,
+) -> Result<(Era, Option<&'static str>), &'static str> {
+    match (known, &c.node.link0) {
+        (Some(e), _) => Ok((e, None)),
+        (None, Some(_)) => Err("cannot tell the installed Proxmox VE era (no pveversion, and `pvecm status` does not tell), so not which option passes link0: set era"),
+        (None, None) => Ok((Era::Corosync3, Some("cannot tell the installed Proxmox VE era; assuming corosync3 (PVE 6+): set era to be sure"))),
+    }
 }
 
 /// The argv of `pvecm create` / `pvecm add` for an era, plus warnings about options the
 /// era does not have.
 fn build_argv(
-    a: &Args,
-    kind: Kind,
+    pvecm: &str,
+    c: Change<'_>,
     era: Era,
     pve_major: Option<u32>,
 ) -> (Vec<String>, Vec<String>) {
@@ -438,18 +681,13 @@ fn build_argv(
         argv.push(v);
     };
     let mut warn = Vec::new();
-    let mut argv = vec![a.pvecm.clone()];
-    match kind {
-        Kind::Create => {
-            argv.push("create".into());
-            argv.push(a.name.clone().unwrap_or_default());
-        }
-        Kind::Join => {
-            argv.push("add".into());
-            argv.push(a.peer.clone().unwrap_or_default());
-        }
-    }
-    if let Some(l) = &a.link0 {
+    let n = c.node;
+    let mut argv = vec![pvecm.to_string(), c.sub().to_string()];
+    argv.push(match c.peer {
+        None => n.name.clone(),
+        Some(p) => p.addr.clone(),
+    });
+    if let Some(l) = &n.link0 {
         match era {
             // PVE 3: no option; name resolution (checked in pre-flight) decides.
             Era::Cman => {}
@@ -457,20 +695,21 @@ fn build_argv(
             Era::Corosync3 => opt(&mut argv, "link0", l.clone()),
         }
     }
-    if let Some(n) = a.nodeid {
-        opt(&mut argv, "nodeid", n.to_string());
+    if let Some(id) = n.nodeid {
+        opt(&mut argv, "nodeid", id.to_string());
     }
-    if let Some(v) = a.votes {
+    if let Some(v) = n.votes {
         opt(&mut argv, "votes", v.to_string());
     }
-    if kind == Kind::Join {
+    if let Some(p) = c.peer {
         let pve4 = era == Era::Corosync2 && pve_major == Some(4);
+        let ssh_only = era == Era::Cman || pve4;
         // PVE 3 and 4 join over SSH only: use_ssh is what they do anyway.
-        if a.use_ssh && !(era == Era::Cman || pve4) {
+        if p.use_ssh && !ssh_only {
             opt(&mut argv, "use_ssh", "1".into());
         }
-        if let Some(fp) = &a.fingerprint {
-            if era == Era::Cman || pve4 {
+        if let Some(fp) = &p.fingerprint {
+            if ssh_only {
                 warn.push(
                     "fingerprint is ignored: this Proxmox VE release joins over SSH only"
                         .to_string(),
@@ -479,8 +718,11 @@ fn build_argv(
                 opt(&mut argv, "fingerprint", fp.clone());
             }
         }
-        if a.force {
+        if p.force {
             opt(&mut argv, "force", "1".into());
+        }
+        if !p.use_ssh && !ssh_only {
+            warn.push("joining over the API makes pvecm add ask for the peer's root password, which a module cannot type: set use_ssh: true (with root SSH keys)".to_string());
         }
     }
     (argv, warn)
@@ -509,13 +751,6 @@ enum Current {
     Unknown(Output),
 }
 
-fn run_err(a: &Args, e: run::RunError) -> Failure {
-    Failure::new(format!(
-        "{e}; set pvecm to the path of the pvecm executable"
-    ))
-    .with("cmd", json!([a.pvecm]))
-}
-
 fn combined(o: &Output) -> String {
     format!("{}{}", o.stdout, o.stderr)
 }
@@ -540,31 +775,20 @@ fn corosync_conf_facts(text: &str) -> (Option<String>, Option<u64>) {
 }
 
 /// The cluster name where `pvecm status` does not print it (corosync 2): corosync.conf.
-fn conf_facts() -> (Option<String>, Option<u64>) {
-    let paths = match std::env::var(ENV_COROSYNC_CONF) {
-        Ok(p) => vec![p],
-        Err(_) => vec![
-            "/etc/pve/corosync.conf".to_string(),
-            "/etc/corosync/corosync.conf".to_string(),
-        ],
-    };
-    for p in paths {
-        if let Ok(t) = std::fs::read_to_string(&p) {
-            let f = corosync_conf_facts(&t);
-            if f.0.is_some() {
-                return f;
-            }
-        }
-    }
-    (None, None)
+fn conf_facts(env: &Env) -> (Option<String>, Option<u64>) {
+    env.corosync_confs
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|t| corosync_conf_facts(&t))
+        .find(|f| f.0.is_some())
+        .unwrap_or((None, None))
 }
 
 /// PVE 4+: `Some(cluster name)` when this node has its own cluster corosync config (one with a
 /// `config_version`, unlike Debian's default corosync.conf) and an authkey, as `pvecm create`
 /// and `pvecm add` leave them in /etc/corosync.
-fn local_corosync_cluster() -> Option<Option<String>> {
-    let dir = std::env::var(ENV_COROSYNC_DIR).unwrap_or_else(|_| "/etc/corosync".to_string());
-    let dir = std::path::Path::new(&dir);
+fn local_corosync_cluster(env: &Env) -> Option<Option<String>> {
+    let dir = &env.corosync_dir;
     if !dir.join("authkey").exists() {
         return None;
     }
@@ -575,15 +799,11 @@ fn local_corosync_cluster() -> Option<Option<String>> {
 
 /// PVE 3: `Some(cluster name)` when a cluster.conf exists, which tells that this node is in
 /// a cluster even though cman is stopped (pmxcfs copies it to /etc/cluster/cluster.conf).
-fn cman_conf() -> Option<Option<String>> {
-    let paths = match std::env::var(ENV_CLUSTER_CONF) {
-        Ok(p) => vec![p],
-        Err(_) => vec![
-            "/etc/pve/cluster.conf".to_string(),
-            "/etc/cluster/cluster.conf".to_string(),
-        ],
-    };
-    let text = paths.iter().find_map(|p| std::fs::read_to_string(p).ok())?;
+fn cman_conf(env: &Env) -> Option<Option<String>> {
+    let text = env
+        .cluster_confs
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())?;
     Some(
         pve2node::pve::cluster_conf::parse(&text)
             .ok()
@@ -592,22 +812,22 @@ fn cman_conf() -> Option<Option<String>> {
     )
 }
 
-fn read_state(a: &Args, limit: Duration) -> Result<(Current, Option<Era>), Failure> {
+fn read_state(pvecm: &str, env: &Env, limit: Duration) -> Result<(Current, Option<Era>), Failure> {
     let t = limit.clamp(Duration::from_secs(1), READ_TIMEOUT);
-    let argv = vec![a.pvecm.clone(), "status".to_string()];
-    let out = run::run(&argv, t).map_err(|e| run_err(a, e))?;
+    let argv = vec![pvecm.to_string(), "status".to_string()];
+    let out = run::run(&argv, t).map_err(|e| run_err(pvecm, e))?;
     let text = combined(&out);
     let st = pst::parse_status(&out.stdout);
     let era = st.era.or_else(|| pst::era_from_error(&text));
     if st.has_quorum_info() {
-        let nodes_argv = vec![a.pvecm.clone(), "nodes".to_string()];
+        let nodes_argv = vec![pvecm.to_string(), "nodes".to_string()];
         let rows = match run::run(&nodes_argv, t) {
             Ok(o) => pst::parse_nodes(&o.stdout),
             Err(_) => Vec::new(),
         };
         let mut f = pst::merge(&st, &rows);
         if f.name.is_none() {
-            let (n, v) = conf_facts();
+            let (n, v) = conf_facts(env);
             f.name = n;
             f.config_version = f.config_version.or(v);
         }
@@ -617,17 +837,17 @@ fn read_state(a: &Args, limit: Duration) -> Result<(Current, Option<Era>), Failu
         return Ok((Current::NotMember, era));
     }
     let cur = match pst::recognise_no_cluster(&text) {
-        Some(NoCluster::NoConfig) => match local_corosync_cluster() {
+        Some(NoCluster::NoConfig) => match local_corosync_cluster(env) {
             Some(name) => Current::PveMissing { name },
             None => Current::NotMember,
         },
         // cman_tool says the same for "no cluster" and "cman stopped": cluster.conf tells.
-        Some(NoCluster::CmanNotRunning) => match cman_conf() {
+        Some(NoCluster::CmanNotRunning) => match cman_conf(env) {
             Some(name) => Current::StackDown { name, cman: true },
             None => Current::NotMember,
         },
         Some(NoCluster::CorosyncNotRunning) => {
-            let name = st.name.clone().or_else(|| conf_facts().0);
+            let name = st.name.clone().or_else(|| conf_facts(env).0);
             Current::StackDown { name, cman: false }
         }
         None => Current::Unknown(out),
@@ -636,9 +856,9 @@ fn read_state(a: &Args, limit: Duration) -> Result<(Current, Option<Era>), Failu
 }
 
 /// `pveversion` next to a `pvecm` given as a path, else from $PATH.
-fn read_pve_version(a: &Args) -> Option<pst::PveVersion> {
-    let exe = if a.pvecm.contains('/') {
-        let dir = std::path::Path::new(&a.pvecm).parent()?;
+fn read_pve_version(pvecm: &str) -> Option<pst::PveVersion> {
+    let exe = if pvecm.contains('/') {
+        let dir = Path::new(pvecm).parent()?;
         let p = dir.join("pveversion");
         run::which(&p.to_string_lossy())?
     } else {
@@ -655,61 +875,51 @@ fn read_pve_version(a: &Args) -> Option<pst::PveVersion> {
 // ---------------------------------------------------------------------------------------
 // Decision (pure)
 
-fn pve_missing_msg(name: Option<&str>) -> String {
-    format!(
-        "this node's /etc/corosync holds the authkey and config of cluster '{}' but /etc/pve/corosync.conf does not exist: /etc/pve is probably not mounted (pve-cluster down or a dead FUSE mount); run fuse_recover or start pve-cluster, then run again",
-        name.unwrap_or("?")
-    )
-}
-
 #[derive(Debug, Clone, PartialEq)]
 enum Plan {
+    /// Already what was asked for.
     Nothing(String),
-    Run(Kind),
-    Fail(String),
+    /// Run the create or join.
+    Run,
 }
 
 fn alone(f: &ClusterFacts) -> bool {
     f.nodes.len() <= 1 && f.expected_votes.unwrap_or(1) <= 1
 }
 
-fn decide(a: &Args, cur: &Current) -> Plan {
-    let want = a.name.as_deref().unwrap_or("");
+fn decide(c: Change<'_>, cur: &Current) -> Result<Plan, Refusal> {
+    let want = c.node.name.as_str();
     match cur {
-        Current::NotMember => Plan::Run(if a.peer.is_some() { Kind::Join } else { Kind::Create }),
-        Current::StackDown { name, cman } => Plan::Fail(format!(
-            "this node has the configuration of cluster '{}' but its cluster stack is not running ({}): start it ({}) and run again",
-            name.as_deref().unwrap_or("?"),
-            if *cman { "cman" } else { "corosync" },
-            if *cman {
-                "/etc/init.d/cman start; /etc/init.d/pve-cluster restart"
-            } else {
-                "systemctl start corosync pve-cluster"
-            },
-        )),
-        Current::PveMissing { name } => Plan::Fail(pve_missing_msg(name.as_deref())),
-        Current::Unknown(o) => Plan::Fail(unknown_msg(o)),
+        Current::NotMember => Ok(Plan::Run),
+        Current::StackDown { name, cman } => Err(Refusal::StackDown {
+            name: name.clone(),
+            cman: *cman,
+        }),
+        Current::PveMissing { name } => Err(Refusal::PveMissing(name.clone())),
+        Current::Unknown(o) => Err(Refusal::Unreadable(unknown_msg(o))),
         Current::Member(f) => {
             let Some(have) = f.name.as_deref() else {
-                return Plan::Fail(
-                    "this node is in a cluster but its name cannot be read (neither `pvecm status` nor corosync.conf shows it)".into(),
-                );
+                return Err(Refusal::NameUnknown);
             };
-            let alone = alone(f);
-            match &a.peer {
-                Some(peer) if alone && !f.has_node(peer) => {
-                    if a.force {
-                        Plan::Run(Kind::Join)
+            match c.peer {
+                Some(p) if alone(f) && !f.has_node(&p.addr) => {
+                    if p.force {
+                        Ok(Plan::Run)
                     } else {
-                        Plan::Fail(format!(
-                            "this node is already in a cluster of its own ('{have}', this node only) and cannot join cluster '{want}' through peer '{peer}' while it is in one: remove this node's cluster configuration first, or set force: true to let pvecm add override its checks"
-                        ))
+                        Err(Refusal::OwnCluster {
+                            have: have.into(),
+                            want: want.into(),
+                            peer: p.addr.clone(),
+                        })
                     }
                 }
-                _ if have == want => Plan::Nothing(format!("this node is already a member of cluster '{have}'")),
-                _ => Plan::Fail(format!(
-                    "this node is a member of cluster '{have}', not of cluster '{want}': a node can be in one cluster only; fix name, or remove the node from '{have}' first"
-                )),
+                _ if have == want => Ok(Plan::Nothing(format!(
+                    "this node is already a member of cluster '{have}'"
+                ))),
+                _ => Err(Refusal::OtherCluster {
+                    have: have.into(),
+                    want: want.into(),
+                }),
             }
         }
     }
@@ -727,13 +937,12 @@ fn unknown_msg(o: &Output) -> String {
 }
 
 /// Is the state after a create/join what was asked for?
-fn reached(a: &Args, kind: Kind, cur: &Current) -> bool {
+fn reached(c: Change<'_>, cur: &Current) -> bool {
     let Current::Member(f) = cur else {
         return false;
     };
-    let want = a.name.as_deref().unwrap_or("");
-    let expected = if kind == Kind::Create { 1 } else { 2 };
-    f.name.as_deref().is_none_or(|n| n == want)
+    let expected = if c.joining() { 2 } else { 1 };
+    f.name.as_deref().is_none_or(|n| n == c.node.name)
         && f.quorate == Some(true)
         && f.online_count() >= expected
 }
@@ -774,15 +983,9 @@ fn facts_of(cur: &Current, era: Option<Era>) -> ClusterFacts {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Module logic
-
-fn prompt_msg(p: Prompt, kind: Kind, peer: &str) -> String {
-    let what = if kind == Kind::Create {
-        "create"
-    } else {
-        "add"
-    };
+fn prompt_msg(p: Prompt, c: Change<'_>) -> String {
+    let what = c.sub();
+    let peer = c.peer_addr();
     match p {
         Prompt::Password => format!(
             "pvecm {what} asked for the root password of '{peer}', which cannot be typed here: set use_ssh: true and install this node's root SSH key on the peer"
@@ -793,311 +996,131 @@ fn prompt_msg(p: Prompt, kind: Kind, peer: &str) -> String {
     }
 }
 
-fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
-    let a = args(ctx)?;
-    let start = Instant::now();
-    let deadline = start + a.timeout.max(Duration::from_secs(1));
-    let (cur, layout_era) = read_state(&a, READ_TIMEOUT)?;
-    let mut pve_major = None;
-    let era = match a.era {
-        Some(e) => Some(e),
-        None => {
-            let v = read_pve_version(&a);
-            pve_major = v.as_ref().map(|v| v.major);
-            v.and_then(|v| v.era()).or(layout_era)
-        }
-    };
-    let cluster = facts_of(&cur, era).to_json();
-
-    if a.info {
-        match &cur {
-            Current::Unknown(o) => {
-                return Err(fail_with_output(unknown_msg(o), o).with("cluster", cluster));
-            }
-            Current::StackDown { .. } => {
-                ctx.warn("this node has a cluster configuration but corosync/cman is not running");
-            }
-            Current::PveMissing { name } => ctx.warn(pve_missing_msg(name.as_deref())),
-            _ => {}
-        }
-        let msg = match &cur {
-            Current::NotMember => "this node is not in a cluster".to_string(),
-            other => summary(other),
-        };
-        return Ok(Outcome::new(false, msg).with("cluster", cluster));
+/// The part of pvecm's output whose known messages explain a failure. With `force`, PVE 5+
+/// lists the join checks that failed (`* ...` lines) and goes on ("detected error but forced
+/// to continue"): those are warnings the user overrode, not why a join failed.
+fn failure_text(text: &str) -> String {
+    if !text.contains("detected error but forced to continue") {
+        return text.to_string();
     }
-
-    let kind = match decide(&a, &cur) {
-        Plan::Nothing(msg) => return Ok(Outcome::new(false, msg).with("cluster", cluster)),
-        Plan::Fail(msg) => {
-            return Err(match &cur {
-                Current::Unknown(o) => fail_with_output(msg, o).with("cluster", cluster),
-                _ => Failure::new(msg).with("cluster", cluster),
-            });
-        }
-        Plan::Run(k) => k,
-    };
-
-    let checks = preflight(&a, &read_local());
-    let checks_json: Vec<Value> = checks.iter().map(Check::json).collect();
-    if let Some(bad) = checks.iter().find(|c| !c.ok) {
-        // In check mode the tasks before this one (hosts_pin above all) changed nothing, so a
-        // failing pre-flight may well pass in the real run: report it, do not fail the plan.
-        if ctx.check_mode {
-            ctx.warn(format!(
-                "pre-flight would fail now: {} (in check mode earlier tasks changed nothing, so this may pass in the real run)",
-                bad.msg
-            ));
-        }
-    }
-    if let Some(bad) = checks.iter().find(|c| !c.ok && !ctx.check_mode) {
-        return Err(Failure::new(bad.msg.clone())
-            .with("preflight", checks_json)
-            .with("cluster", cluster));
-    }
-
-    let era = match (era, &a.link0) {
-        (Some(e), _) => e,
-        (None, Some(_)) => {
-            return Err(Failure::new(
-                "cannot tell the installed Proxmox VE era (no pveversion, and `pvecm status` does not tell), so not which option passes link0: set era",
-            )
-            .with("preflight", checks_json)
-            .with("cluster", cluster))
-        }
-        (None, None) => {
-            ctx.warn("cannot tell the installed Proxmox VE era; assuming corosync3 (PVE 6+): set era to be sure");
-            Era::Corosync3
-        }
-    };
-    let (argv, warnings) = build_argv(&a, kind, era, pve_major);
-    for w in warnings {
-        ctx.warn(w);
-    }
-    if kind == Kind::Join && !a.use_ssh && era != Era::Cman && pve_major != Some(4) {
-        ctx.warn("joining over the API makes pvecm add ask for the peer's root password, which a module cannot type: set use_ssh: true (with root SSH keys)");
-    }
-    let what = match kind {
-        Kind::Create => format!("create cluster '{}'", a.name.as_deref().unwrap_or("")),
-        Kind::Join => format!(
-            "join cluster '{}' through peer '{}'",
-            a.name.as_deref().unwrap_or(""),
-            a.peer.as_deref().unwrap_or("")
-        ),
-    };
-    if ctx.check_mode {
-        return Ok(Outcome::new(true, format!("would {what}"))
-            .with("cmd", json!(argv))
-            .with("preflight", checks_json)
-            .with("cluster", cluster));
-    }
-
-    // Run it; a join the peer refused because its /etc/pve was still read-only is run again.
-    let peer = a.peer.as_deref().unwrap_or("");
-    let etc_pve = etc_pve_dir();
-    let mut attempts = 0u32;
-    let mut last_refusal: Option<Output> = None;
-    let mut last_cur = cur.clone();
-    let total = deadline.saturating_duration_since(Instant::now());
-    let ran = wait::until(total, RETRY_EVERY, |left| {
-        if attempts > 0 && left < RETRY_MIN_LEFT {
-            return Some(Err(Attempt::OutOfTime));
-        }
-        attempts += 1;
-        let out = match run::run(&argv, left.max(Duration::from_secs(1))) {
-            Ok(o) => o,
-            Err(e) => return Some(Err(Attempt::Fail(run_err(&a, e)))),
-        };
-        match settle(&a, kind, &out, deadline, &etc_pve, &mut last_cur) {
-            Ok(Settled::Rerun(_)) => {
-                last_refusal = Some(out);
-                None
-            }
-            Ok(s) => Some(Ok((s, out))),
-            Err(f) => Some(Err(Attempt::Fail(f))),
-        }
-    });
-    let failed = |msg: String, out: &Output, cur: &Current| -> Failure {
-        with_output(Failure::new(msg), out)
-            .with("preflight", checks_json.clone())
-            .with("cluster", facts_of(cur, Some(era)).to_json())
-            .with("attempts", attempts)
-    };
-    let (settled, out) = match ran {
-        Ok((Ok(s), _)) => s,
-        Ok((Err(Attempt::Fail(f)), _)) => {
-            return Err(f
-                .with("preflight", checks_json.clone())
-                .with("attempts", attempts))
-        }
-        Ok((Err(Attempt::OutOfTime), spent)) | Err(spent) => {
-            let out = last_refusal.unwrap_or_default();
-            return Err(failed(
-                format!(
-                    "failed to {what}: likely cause: {} ({attempts} attempts in {:.0} s); last status: {}",
-                    not_ready_cause(&failure_text(&combined(&out))),
-                    spent.as_secs_f64(),
-                    summary(&last_cur)
-                ),
-                &out,
-                &last_cur,
-            ));
-        }
-    };
-    match settled {
-        Settled::Prompt(p) => Err(failed(prompt_msg(p, kind, peer), &out, &last_cur)),
-        Settled::CommandTimedOut(cause) => {
-            let c = cause
-                .map(|c| format!(" (likely cause: {c})"))
-                .unwrap_or_default();
-            Err(failed(
-                format!("pvecm {} {}{c}", argv_sub(kind), out.describe()),
-                &out,
-                &last_cur,
-            ))
-        }
-        Settled::GaveUp(cause) | Settled::Rerun(cause) => {
-            let c = match &cause {
-                Some(c) => format!("likely cause: {c}"),
-                None if !out.success() => format!("pvecm {}", out.describe()),
-                None if !a.wait => "state not reached yet (wait: false)".to_string(),
-                None => format!("not reached within {} s", a.timeout.as_secs()),
-            };
-            Err(failed(
-                format!("failed to {what}: {c}; last status: {}", summary(&last_cur)),
-                &out,
-                &last_cur,
-            ))
-        }
-        Settled::NotWaiting => Ok(with_output(
-            Outcome::new(
-                true,
-                format!("ran pvecm to {what} (not waiting; now {})", summary(&last_cur)),
-            ),
-            &out,
-        )
-        .with("preflight", checks_json)
-        .with("cluster", facts_of(&last_cur, Some(era)).to_json())
-        .with("attempts", attempts)),
-        Settled::FsReadOnly(waited) => Err(failed(
-            format!(
-                "failed to {what}: the cluster is up ({}) but its filesystem {} is still read-only after {:.1} s (pmxcfs has no quorum yet, so a join through this node would be refused): check `journalctl -u pve-cluster`, or raise timeout",
-                summary(&last_cur),
-                etc_pve.display(),
-                waited.as_secs_f64()
-            ),
-            &out,
-            &last_cur,
-        )
-        .with("waited_for_pmxcfs", secs(waited))),
-        Settled::Done(waited) => Ok(with_output(
-            Outcome::new(true, format!("{}: {}", past(kind, &a), summary(&last_cur))),
-            &out,
-        )
-        .with("preflight", checks_json)
-        .with("cluster", facts_of(&last_cur, Some(era)).to_json())
-        .with("attempts", attempts)
-        .with("waited_for_pmxcfs", secs(waited))),
-    }
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with("* "))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
-/// How one run of the create/join command ended, once the state afterwards was looked at.
-#[derive(Debug)]
-enum Settled {
-    /// The state asked for, with /etc/pve writable after this long (after the cluster was up).
-    Done(Duration),
-    /// wait: false and no known error: not waited for.
-    NotWaiting,
-    /// The peer refused the join because its /etc/pve was read-only: run the join again.
-    Rerun(Option<String>),
-    Prompt(Prompt),
-    CommandTimedOut(Option<String>),
-    /// A known error, a failed exit after its grace, or the timeout: with the likely cause.
-    GaveUp(Option<String>),
-    /// The cluster came up but /etc/pve stayed read-only until the deadline (waited this long).
-    FsReadOnly(Duration),
+/// The likely cause of a join the peer refused as not ready. pvecm's own line about the
+/// failed ssh command is a consequence, not a reason to check ssh access.
+fn not_ready_cause(text: &str) -> String {
+    let rest: String = text
+        .lines()
+        .filter(|l| {
+            !l.contains(PEER_NOT_READY) && !l.contains("unable to add node: command failed")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut c = vec![format!(
+        "the peer refused the join with `{PEER_NOT_READY}`: its cluster filesystem /etc/pve is still read-only (pmxcfs has no quorum yet, as for a few seconds after `pvecm create` or a corosync restart there); check `pvecm status` and that /etc/pve is writable on the peer, then run again"
+    )];
+    c.extend(pst::likely_causes(&rest).into_iter().map(str::to_string));
+    c.join("; ")
 }
 
-enum Attempt {
-    Fail(Failure),
-    OutOfTime,
-}
-
-/// After one create/join command: polls the cluster state (and, once it is reached, this
-/// node's /etc/pve) until the stop rule says how it ended or the deadline passes.
-fn settle(
-    a: &Args,
-    kind: Kind,
-    out: &Output,
-    deadline: Instant,
-    etc_pve: &std::path::Path,
-    last: &mut Current,
-) -> Result<Settled, Failure> {
-    let text = combined(out);
-    if let Some(p) = pst::detect_prompt(&text) {
-        return Ok(Settled::Prompt(p));
-    }
-    let ftext = failure_text(&text);
-    let peer_not_ready = kind == Kind::Join && ftext.contains(PEER_NOT_READY);
-    let cause = if peer_not_ready {
-        Some(not_ready_cause(&ftext))
+/// The known message(s) in a create/join output, and whether it is the peer's "not ready".
+fn cause_of(c: Change<'_>, out: &Output) -> (Option<String>, bool) {
+    let text = failure_text(&combined(out));
+    if c.joining() && text.contains(PEER_NOT_READY) {
+        (Some(not_ready_cause(&text)), true)
     } else {
-        pst::likely_cause(&ftext)
-    };
-    if out.timed_out {
-        return Ok(Settled::CommandTimedOut(cause));
-    }
-    // A non-zero exit without a known message gets a short grace: the cluster may still
-    // have come up (e.g. when only a late step such as a service restart failed).
-    let grace_end = if out.success() {
-        deadline
-    } else {
-        deadline.min(Instant::now() + FAILED_RC_GRACE)
-    };
-    let mut up_since: Option<Instant> = None;
-    let left = deadline.saturating_duration_since(Instant::now());
-    let r = wait::until(left, POLL_INTERVAL, |left| {
-        let state = match read_state(a, left) {
-            Ok((s, _)) => s,
-            Err(f) => return Some(Err(f)),
-        };
-        *last = state;
-        let reached = reached(a, kind, last);
-        let fs_writable = if reached && a.wait {
-            let since = *up_since.get_or_insert_with(Instant::now);
-            let ok = pmxcfs_writable(&read_pve_fs(etc_pve));
-            Some((ok, since.elapsed()))
-        } else {
-            None
-        };
-        let seen = Seen {
-            reached,
-            fs_writable: fs_writable.is_some_and(|(ok, _)| ok),
-        };
-        let ran = Ran {
-            known_error: cause.is_some(),
-            peer_not_ready,
-            rc_ok: out.success(),
-            wait: a.wait,
-            past_grace: Instant::now() >= grace_end,
-        };
-        let waited = fs_writable.map(|(_, w)| w).unwrap_or_default();
-        match next_step(seen, ran) {
-            Next::Poll => None,
-            Next::Done => Some(Ok(Settled::Done(waited))),
-            Next::NotWaiting => Some(Ok(Settled::NotWaiting)),
-            Next::Rerun => Some(Ok(Settled::Rerun(cause.clone()))),
-            Next::GiveUp => Some(Ok(Settled::GaveUp(cause.clone()))),
-        }
-    });
-    match r {
-        Ok((s, _)) => s,
-        Err(_) => Ok(match up_since {
-            Some(t) if reached(a, kind, last) => Settled::FsReadOnly(t.elapsed()),
-            _ => Settled::GaveUp(cause),
-        }),
+        (pst::likely_cause(&text), false)
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// This node's cluster filesystem: what /etc/pve shows (edge) and what it means (pure)
+
+/// What /etc/pve shows about pmxcfs's quorum. Each is `None` when that form is absent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct PveFs {
+    /// `.members`' `"quorate"` field (pmxcfs writes `"quorate": 1` once it has quorum).
+    members_quorate: Option<bool>,
+    /// The `local` symlink (-> `nodes/NAME`): its target's write bit, and the mount not
+    /// read-only.
+    local_writable: Option<bool>,
+    /// /etc/pve itself: its write bit and the mount not read-only.
+    dir_writable: Option<bool>,
+}
+
+/// Writable when the first form present says so; none present (no /etc/pve) is not waited
+/// for.
+fn pmxcfs_writable(fs: &PveFs) -> bool {
+    fs.members_quorate
+        .or(fs.local_writable)
+        .or(fs.dir_writable)
+        .unwrap_or(true)
+}
+
+/// The value of the first `"quorate": N` in a `.members` text.
+fn members_quorate(text: &str) -> Option<bool> {
+    let key = "\"quorate\"";
+    let at = text.find(key)?;
+    let rest = text.get(at + key.len()..)?.trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start();
+    if rest.starts_with("true") {
+        return Some(true);
+    }
+    if rest.starts_with("false") {
+        return Some(false);
+    }
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse::<u64>().ok().map(|n| n != 0)
+}
+
+/// A directory's owner write bit, and its mount not read-only (EROFS).
+fn dir_writable(p: &Path) -> Option<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    let m = std::fs::metadata(p).ok()?;
+    if !m.is_dir() {
+        return None;
+    }
+    Some(m.permissions().mode() & 0o200 != 0 && !mount_read_only(p))
+}
+
+fn mount_read_only(p: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statvfs writes into the zeroed struct we own; the path is NUL-terminated.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        libc::statvfs(c.as_ptr(), &mut st) == 0 && st.f_flag & libc::ST_RDONLY != 0
+    }
+}
+
+fn read_pve_fs(dir: &Path) -> PveFs {
+    use std::io::Read;
+    let members = std::fs::File::open(dir.join(".members"))
+        .ok()
+        .and_then(|f| {
+            let mut s = String::new();
+            f.take(MEMBERS_MAX).read_to_string(&mut s).ok()?;
+            members_quorate(&s)
+        });
+    let local = dir.join("local");
+    let local_writable = match std::fs::symlink_metadata(&local) {
+        Ok(m) if m.file_type().is_symlink() => Some(dir_writable(&local).unwrap_or(false)),
+        _ => None,
+    };
+    PveFs {
+        members_quorate: members,
+        local_writable,
+        dir_writable: dir_writable(dir),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The wait after a create/join: its stop rule (pure)
 
 /// What one poll after the command saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1130,9 +1153,11 @@ enum Next {
     GiveUp,
 }
 
-/// The wait's stop rule: the cluster state alone is not enough after a create or join, this
+/// The wait's stop rule. The cluster state alone is not enough after a create or join: this
 /// node's cluster filesystem must be writable too (right after `pvecm create` corosync is
-/// quorate at once but pmxcfs stays read-only for ~4.5 s, and a join through it fails).
+/// quorate at once but pmxcfs stays read-only for ~4.5 s, and a join through it fails). A
+/// known error message ends the wait at once; a non-zero exit without one gets a short grace
+/// (the cluster may still have come up, e.g. when only a late service restart failed).
 fn next_step(seen: Seen, ran: Ran) -> Next {
     match (seen.reached, seen.fs_writable) {
         (true, true) => return Next::Done,
@@ -1152,212 +1177,380 @@ fn next_step(seen: Seen, ran: Ran) -> Next {
     Next::Poll
 }
 
-/// What the peer's pvecm prints (stdout) when its /etc/pve is read-only (no pmxcfs quorum).
-const PEER_NOT_READY: &str = "cluster not ready - no quorum?";
-/// Pause between joins the peer refused as not ready.
-const RETRY_EVERY: Duration = Duration::from_secs(2);
-/// A join takes 11-16 s on real nodes: none is started with less time left (a join killed by
-/// the timeout half-way would leave this node half-joined).
-const RETRY_MIN_LEFT: Duration = Duration::from_secs(15);
+// ---------------------------------------------------------------------------------------
+// Running the create/join and waiting (edge)
 
-/// The likely cause of a join the peer refused as not ready. pvecm's own line about the
-/// failed ssh command is a consequence, not a reason to check ssh access.
-fn not_ready_cause(text: &str) -> String {
-    let rest: String = text
-        .lines()
-        .filter(|l| {
-            !l.contains(PEER_NOT_READY) && !l.contains("unable to add node: command failed")
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let mut c = vec![format!(
-        "the peer refused the join with `{PEER_NOT_READY}`: its cluster filesystem /etc/pve is still read-only (pmxcfs has no quorum yet, as for a few seconds after `pvecm create` or a corosync restart there); check `pvecm status` and that /etc/pve is writable on the peer, then run again"
-    )];
-    c.extend(pst::likely_causes(&rest).into_iter().map(str::to_string));
-    c.join("; ")
+/// How a create/join ended.
+#[derive(Debug, Clone, PartialEq)]
+enum Settled {
+    /// The state asked for, with /etc/pve writable after this long after the cluster was up
+    /// (`None`: not looked at, with wait: false).
+    Done(Option<Duration>),
+    /// wait: false and no known error: not waited for.
+    NotWaiting,
+    Prompt(Prompt),
+    /// The command itself ran out of time (with the likely cause, if its output tells).
+    CommandTimedOut(Option<String>),
+    /// A known error, a failed exit after its grace, or the timeout (with the likely cause).
+    GaveUp(Option<String>),
+    /// The peer kept refusing the join as not ready until too little time was left.
+    NotReady,
+    /// The cluster came up but /etc/pve stayed read-only until the deadline (for this long).
+    FsReadOnly(Duration),
 }
+
+/// One run of the command: run it again, or how it ended.
+enum Step {
+    Rerun,
+    End(Settled),
+}
+
+/// What [`apply`] leaves for [`report`].
+#[derive(Debug)]
+struct Applied {
+    settled: Settled,
+    /// The output of the last run (for `NotReady`, the last refusal).
+    out: Output,
+    attempts: u32,
+    spent: Duration,
+    /// The last state read.
+    last: Current,
+}
+
+/// Runs the create/join (again while the peer refuses it as not ready) and waits for the
+/// state afterwards, all within `deadline`.
+fn apply(
+    a: &Args,
+    env: &Env,
+    c: Change<'_>,
+    argv: &[String],
+    cur: &Current,
+    deadline: Instant,
+) -> Result<Applied, Failure> {
+    let mut attempts = 0u32;
+    let mut last = cur.clone();
+    let mut refused = None;
+    let total = deadline.saturating_duration_since(Instant::now());
+    let r = wait::until(total, RETRY_EVERY, |left| {
+        if attempts > 0 && left < RETRY_MIN_LEFT {
+            return Some(Ok(None));
+        }
+        attempts += 1;
+        let out = match run::run(argv, left.max(Duration::from_secs(1))) {
+            Ok(o) => o,
+            Err(e) => return Some(Err(run_err(&a.pvecm, e))),
+        };
+        match settle(a, env, c, &out, deadline, &mut last) {
+            Ok(Step::Rerun) => {
+                refused = Some(out);
+                None
+            }
+            Ok(Step::End(s)) => Some(Ok(Some((s, out)))),
+            Err(f) => Some(Err(f)),
+        }
+    });
+    let (settled, out, spent) = match r {
+        Ok((Ok(Some((s, out))), spent)) => (s, out, spent),
+        Ok((Err(f), _)) => return Err(f),
+        Ok((Ok(None), spent)) | Err(spent) => {
+            (Settled::NotReady, refused.unwrap_or_default(), spent)
+        }
+    };
+    Ok(Applied {
+        settled,
+        out,
+        attempts,
+        spent,
+        last,
+    })
+}
+
+/// After one create/join command: polls the cluster state (and, once it is reached, this
+/// node's /etc/pve) until the stop rule says how it ended or the deadline passes.
+fn settle(
+    a: &Args,
+    env: &Env,
+    c: Change<'_>,
+    out: &Output,
+    deadline: Instant,
+    last: &mut Current,
+) -> Result<Step, Failure> {
+    if let Some(p) = pst::detect_prompt(&combined(out)) {
+        return Ok(Step::End(Settled::Prompt(p)));
+    }
+    let (cause, peer_not_ready) = cause_of(c, out);
+    if out.timed_out {
+        return Ok(Step::End(Settled::CommandTimedOut(cause)));
+    }
+    let grace_end = if out.success() {
+        deadline
+    } else {
+        deadline.min(Instant::now() + FAILED_RC_GRACE)
+    };
+    let mut up_since: Option<Instant> = None;
+    let left = deadline.saturating_duration_since(Instant::now());
+    let r = wait::until(left, POLL_INTERVAL, |left| {
+        *last = match read_state(&a.pvecm, env, left) {
+            Ok((s, _)) => s,
+            Err(f) => return Some(Err(f)),
+        };
+        let reached = reached(c, last);
+        let mut waited = None;
+        let fs_writable = reached && a.wait && {
+            let since = *up_since.get_or_insert_with(Instant::now);
+            let ok = pmxcfs_writable(&read_pve_fs(&env.etc_pve));
+            waited = Some(since.elapsed());
+            ok
+        };
+        let ran = Ran {
+            known_error: cause.is_some(),
+            peer_not_ready,
+            rc_ok: out.success(),
+            wait: a.wait,
+            past_grace: Instant::now() >= grace_end,
+        };
+        match next_step(
+            Seen {
+                reached,
+                fs_writable,
+            },
+            ran,
+        ) {
+            Next::Poll => None,
+            Next::Done => Some(Ok(Step::End(Settled::Done(waited)))),
+            Next::NotWaiting => Some(Ok(Step::End(Settled::NotWaiting))),
+            Next::Rerun => Some(Ok(Step::Rerun)),
+            Next::GiveUp => Some(Ok(Step::End(Settled::GaveUp(cause.clone())))),
+        }
+    });
+    match r {
+        Ok((s, _)) => s,
+        Err(_) => Ok(Step::End(match up_since {
+            Some(t) if reached(c, last) => Settled::FsReadOnly(t.elapsed()),
+            _ => Settled::GaveUp(cause),
+        })),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Results (pure)
 
 fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 100.0).round() / 100.0
 }
 
-/// Result or failure: both take extra keys.
-trait Keys: Sized {
-    fn key(self, k: &str, v: Value) -> Self;
-}
-impl Keys for Outcome {
-    fn key(self, k: &str, v: Value) -> Self {
-        self.with(k, v)
-    }
-}
-impl Keys for Failure {
-    fn key(self, k: &str, v: Value) -> Self {
-        self.with(k, v)
-    }
-}
-
-/// The one way a command's `cmd`, `rc`, `stdout`, `stderr` (and `timed_out`) go into a result.
-fn with_output<T: Keys>(x: T, o: &Output) -> T {
-    match o.to_json() {
-        Value::Object(m) => m.into_iter().fold(x, |x, (k, v)| x.key(&k, v)),
-        _ => x,
+/// The module result of a create/join that ran.
+fn report(
+    c: Change<'_>,
+    era: Era,
+    timeout: Duration,
+    etc_pve: &Path,
+    ap: &Applied,
+    checks: Vec<Value>,
+) -> Result<Outcome, Failure> {
+    let what = c.what();
+    let state = summary(&ap.last);
+    let cluster = facts_of(&ap.last, Some(era)).to_json();
+    let fail = |msg: String| {
+        with_output(Failure::new(msg), &ap.out)
+            .with("preflight", checks.clone())
+            .with("cluster", cluster.clone())
+            .with("attempts", ap.attempts)
+    };
+    let done = |msg: String| {
+        with_output(Outcome::new(true, msg), &ap.out)
+            .with("preflight", checks.clone())
+            .with("cluster", cluster.clone())
+            .with("attempts", ap.attempts)
+    };
+    match &ap.settled {
+        Settled::Done(w) => {
+            let r = done(format!("{}: {state}", c.past()));
+            Ok(match w {
+                Some(w) => r.with("waited_for_pmxcfs", secs(*w)),
+                None => r,
+            })
+        }
+        Settled::NotWaiting => Ok(done(format!(
+            "ran pvecm to {what} (not waiting; now {state})"
+        ))),
+        Settled::Prompt(p) => Err(fail(prompt_msg(*p, c))),
+        Settled::CommandTimedOut(cause) => {
+            let why = cause
+                .as_ref()
+                .map(|c| format!(" (likely cause: {c})"))
+                .unwrap_or_default();
+            Err(fail(format!("pvecm {} {}{why}", c.sub(), ap.out.describe())))
+        }
+        Settled::GaveUp(cause) => {
+            let why = match cause {
+                Some(c) => format!("likely cause: {c}"),
+                None if !ap.out.success() => format!("pvecm {}", ap.out.describe()),
+                None => format!("not reached within {} s", timeout.as_secs()),
+            };
+            Err(fail(format!("failed to {what}: {why}; last status: {state}")))
+        }
+        Settled::NotReady => Err(fail(format!(
+            "failed to {what}: likely cause: {} ({} attempts in {:.0} s); last status: {state}",
+            not_ready_cause(&failure_text(&combined(&ap.out))),
+            ap.attempts,
+            ap.spent.as_secs_f64(),
+        ))),
+        Settled::FsReadOnly(w) => Err(fail(format!(
+            "failed to {what}: the cluster is up ({state}) but its filesystem {} is still read-only after {:.1} s (pmxcfs has no quorum yet, so a join through this node would be refused): check `journalctl -u pve-cluster`, or raise timeout",
+            etc_pve.display(),
+            w.as_secs_f64()
+        ))
+        .with("waited_for_pmxcfs", secs(*w))),
     }
 }
 
 // ---------------------------------------------------------------------------------------
-// This node's cluster filesystem (edge, and its pure reading)
+// Module logic: the phases in order
 
-/// Test hook: this node's /etc/pve.
-const ENV_ETC_PVE: &str = "PVE2NODE_ETC_PVE";
-
-fn etc_pve_dir() -> std::path::PathBuf {
-    protocol::test_hook(ENV_ETC_PVE)
-        .unwrap_or_else(|| "/etc/pve".to_string())
-        .into()
-}
-
-/// What /etc/pve shows about pmxcfs's quorum. Each is `None` when that form is absent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct PveFs {
-    /// `.members`' `"quorate"` field (pmxcfs writes `"quorate": 1` once it has quorum).
-    members_quorate: Option<bool>,
-    /// The `local` symlink (-> `nodes/NAME`): its target's write bit, and the mount not read-only.
-    local_writable: Option<bool>,
-    /// /etc/pve itself: its write bit and the mount not read-only.
-    dir_writable: Option<bool>,
-}
-
-/// Writable when the first form present says so; none present (no /etc/pve) is not waited for.
-fn pmxcfs_writable(fs: &PveFs) -> bool {
-    fs.members_quorate
-        .or(fs.local_writable)
-        .or(fs.dir_writable)
-        .unwrap_or(true)
-}
-
-/// The value of the first `"quorate": N` in a `.members` text.
-fn members_quorate(text: &str) -> Option<bool> {
-    let at = text.find("\"quorate\"")?;
-    let rest = text.get(at + "\"quorate\"".len()..)?.trim_start();
-    let rest = rest.strip_prefix(':')?.trim_start();
-    if rest.starts_with("true") {
-        return Some(true);
-    }
-    if rest.starts_with("false") {
-        return Some(false);
-    }
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse::<u64>().ok().map(|n| n != 0)
-}
-
-/// A directory's owner write bit, and its mount not read-only (EROFS).
-fn dir_writable(p: &std::path::Path) -> Option<bool> {
-    use std::os::unix::fs::PermissionsExt;
-    let m = std::fs::metadata(p).ok()?;
-    if !m.is_dir() {
-        return None;
-    }
-    Some(m.permissions().mode() & 0o200 != 0 && !mount_read_only(p))
-}
-
-fn mount_read_only(p: &std::path::Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
-        return false;
+fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
+    let a = args(&ctx.params).map_err(|e| Failure::new(e.to_string()))?;
+    let env = Env::read();
+    let deadline = Instant::now() + a.timeout;
+    let (cur, layout_era) = read_state(&a.pvecm, &env, READ_TIMEOUT)?;
+    let (era, pve_major) = match a.era {
+        Some(e) => (Some(e), None),
+        None => {
+            let v = read_pve_version(&a.pvecm);
+            let major = v.as_ref().map(|v| v.major);
+            (v.and_then(|v| v.era()).or(layout_era), major)
+        }
     };
-    // SAFETY: statvfs writes into the zeroed struct we own; the path is NUL-terminated.
-    unsafe {
-        let mut st: libc::statvfs = std::mem::zeroed();
-        libc::statvfs(c.as_ptr(), &mut st) == 0 && st.f_flag & libc::ST_RDONLY != 0
-    }
-}
-
-fn read_pve_fs(dir: &std::path::Path) -> PveFs {
-    use std::io::Read;
-    let members = std::fs::File::open(dir.join(".members"))
-        .ok()
-        .and_then(|f| {
-            let mut s = String::new();
-            f.take(64 * 1024).read_to_string(&mut s).ok()?;
-            members_quorate(&s)
-        });
-    let local = dir.join("local");
-    let local_writable = match std::fs::symlink_metadata(&local) {
-        Ok(m) if m.file_type().is_symlink() => Some(dir_writable(&local).unwrap_or(false)),
-        _ => None,
+    let c = match &a.mode {
+        Mode::Info => return info(ctx, &cur, era),
+        Mode::Create { node } => Change { node, peer: None },
+        Mode::Join { node, peer } => Change {
+            node,
+            peer: Some(peer),
+        },
     };
-    PveFs {
-        members_quorate: members,
-        local_writable,
-        dir_writable: dir_writable(dir),
+    present(ctx, &a, &env, c, &cur, (era, pve_major), deadline)
+}
+
+/// `state: info`: the facts, and a warning where the stack is down.
+fn info(ctx: &mut Ctx, cur: &Current, era: Option<Era>) -> Result<Outcome, Failure> {
+    let cluster = facts_of(cur, era).to_json();
+    match cur {
+        Current::Unknown(o) => {
+            return Err(with_output(Failure::new(unknown_msg(o)), o).with("cluster", cluster));
+        }
+        Current::StackDown { .. } => {
+            ctx.warn("this node has a cluster configuration but corosync/cman is not running");
+        }
+        Current::PveMissing { name } => ctx.warn(pve_missing_msg(name.as_deref())),
+        _ => {}
     }
+    let msg = match cur {
+        Current::NotMember => "this node is not in a cluster".to_string(),
+        other => summary(other),
+    };
+    Ok(Outcome::new(false, msg).with("cluster", cluster))
 }
 
-/// The part of pvecm's output whose known messages explain a failure. With `force`, PVE 5+
-/// lists the join checks that failed (`* ...` lines) and goes on ("detected error but forced
-/// to continue"): those are warnings the user overrode, not why a join failed.
-fn failure_text(text: &str) -> String {
-    if !text.contains("detected error but forced to continue") {
-        return text.to_string();
+/// `state: present`: decide, check, plan, and in a real run create or join and wait.
+fn present(
+    ctx: &mut Ctx,
+    a: &Args,
+    env: &Env,
+    c: Change<'_>,
+    cur: &Current,
+    (era, pve_major): (Option<Era>, Option<u32>),
+    deadline: Instant,
+) -> Result<Outcome, Failure> {
+    let cluster = facts_of(cur, era).to_json();
+    match decide(c, cur) {
+        Ok(Plan::Nothing(msg)) => return Ok(Outcome::new(false, msg).with("cluster", cluster)),
+        Ok(Plan::Run) => {}
+        Err(r) => {
+            let f = Failure::new(r.to_string()).with("cluster", cluster);
+            return Err(match cur {
+                Current::Unknown(o) => with_output(f, o),
+                _ => f,
+            });
+        }
     }
-    text.lines()
-        .filter(|l| !l.trim_start().starts_with("* "))
-        .map(|l| format!("{l}\n"))
-        .collect()
-}
 
-fn argv_sub(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Create => "create",
-        Kind::Join => "add",
+    let checks = preflight(c, &read_local(env));
+    let checks_json: Vec<Value> = checks.iter().map(Check::json).collect();
+    if let Some(bad) = checks.iter().find(|c| !c.ok) {
+        // In check mode the tasks before this one (hosts_pin above all) changed nothing, so a
+        // failing pre-flight may well pass in the real run: report it, do not fail the plan.
+        if !ctx.check_mode {
+            return Err(Failure::new(bad.msg.clone())
+                .with("preflight", checks_json)
+                .with("cluster", cluster));
+        }
+        ctx.warn(format!(
+            "pre-flight would fail now: {} (in check mode earlier tasks changed nothing, so this may pass in the real run)",
+            bad.msg
+        ));
     }
-}
 
-fn past(kind: Kind, a: &Args) -> String {
-    match kind {
-        Kind::Create => format!("created cluster '{}'", a.name.as_deref().unwrap_or("")),
-        Kind::Join => format!(
-            "joined cluster '{}' through '{}'",
-            a.name.as_deref().unwrap_or(""),
-            a.peer.as_deref().unwrap_or("")
-        ),
+    let (era, warning) = argv_era(era, c).map_err(|m| {
+        Failure::new(m)
+            .with("preflight", checks_json.clone())
+            .with("cluster", cluster.clone())
+    })?;
+    if let Some(w) = warning {
+        ctx.warn(w);
     }
-}
+    let (argv, warnings) = build_argv(&a.pvecm, c, era, pve_major);
+    for w in warnings {
+        ctx.warn(w);
+    }
+    if ctx.check_mode {
+        return Ok(Outcome::new(true, format!("would {}", c.what()))
+            .with("cmd", json!(argv))
+            .with("preflight", checks_json)
+            .with("cluster", cluster));
+    }
 
-fn fail_with_output(msg: String, o: &Output) -> Failure {
-    Failure::new(msg)
-        .with("cmd", json!(o.argv))
-        .with("rc", o.rc_value())
-        .with("stdout", o.stdout.clone())
-        .with("stderr", o.stderr.clone())
+    let applied = apply(a, env, c, &argv, cur, deadline)
+        .map_err(|f| f.with("preflight", checks_json.clone()))?;
+    report(c, era, a.timeout, &env.etc_pve, &applied, checks_json)
 }
-
-/// One day: longer waits are mistakes, and deadlines computed from it cannot overflow.
-const MAX_TIMEOUT: u64 = 86_400;
 
 fn main() {
     protocol::run(&SPEC, logic)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn base() -> Args {
-        Args {
-            info: false,
-            name: Some("lab".into()),
-            peer: None,
+    fn node() -> Node {
+        Node {
+            name: "lab".into(),
             link0: None,
-            era: None,
             nodeid: None,
             votes: None,
+        }
+    }
+
+    fn peer(addr: &str) -> Peer {
+        Peer {
+            addr: addr.into(),
             use_ssh: false,
             fingerprint: None,
             force: false,
-            wait: true,
-            timeout: Duration::from_secs(120),
-            pvecm: "pvecm".into(),
+        }
+    }
+
+    fn create(n: &Node) -> Change<'_> {
+        Change {
+            node: n,
+            peer: None,
+        }
+    }
+
+    fn join<'a>(n: &'a Node, p: &'a Peer) -> Change<'a> {
+        Change {
+            node: n,
+            peer: Some(p),
         }
     }
 
@@ -1367,11 +1560,12 @@ mod tests {
 
     #[test]
     fn argv_per_era() {
-        let mut a = base();
-        a.link0 = Some("10.99.0.1".into());
-        a.nodeid = Some(1);
+        let mut n = node();
+        n.link0 = Some("10.99.0.1".into());
+        n.nodeid = Some(1);
+        let c = create(&n);
         assert_eq!(
-            build_argv(&a, Kind::Create, Era::Corosync3, None).0,
+            build_argv("pvecm", c, Era::Corosync3, None).0,
             v(&[
                 "pvecm",
                 "create",
@@ -1383,7 +1577,7 @@ mod tests {
             ])
         );
         assert_eq!(
-            build_argv(&a, Kind::Create, Era::Corosync2, Some(5)).0,
+            build_argv("pvecm", c, Era::Corosync2, Some(5)).0,
             v(&[
                 "pvecm",
                 "create",
@@ -1395,18 +1589,19 @@ mod tests {
             ])
         );
         assert_eq!(
-            build_argv(&a, Kind::Create, Era::Cman, None).0,
+            build_argv("pvecm", c, Era::Cman, None).0,
             v(&["pvecm", "create", "lab", "-nodeid", "1"])
         );
-        let mut a = base();
-        a.peer = Some("10.99.0.1".into());
-        a.link0 = Some("address=10.99.0.2,priority=10".into());
-        a.use_ssh = true;
-        a.force = true;
-        a.votes = Some(1);
-        a.fingerprint = Some("AB".into());
+        let mut n = node();
+        n.link0 = Some("address=10.99.0.2,priority=10".into());
+        n.votes = Some(1);
+        let mut p = peer("10.99.0.1");
+        p.use_ssh = true;
+        p.force = true;
+        p.fingerprint = Some("AB".into());
+        let c = join(&n, &p);
         assert_eq!(
-            build_argv(&a, Kind::Join, Era::Corosync3, Some(8)).0,
+            build_argv("pvecm", c, Era::Corosync3, Some(8)).0,
             v(&[
                 "pvecm",
                 "add",
@@ -1424,7 +1619,7 @@ mod tests {
             ])
         );
         assert_eq!(
-            build_argv(&a, Kind::Join, Era::Corosync2, Some(5)).0,
+            build_argv("pvecm", c, Era::Corosync2, Some(5)).0,
             v(&[
                 "pvecm",
                 "add",
@@ -1441,7 +1636,7 @@ mod tests {
                 "1"
             ])
         );
-        let (argv, warn) = build_argv(&a, Kind::Join, Era::Corosync2, Some(4));
+        let (argv, warn) = build_argv("pvecm", c, Era::Corosync2, Some(4));
         assert_eq!(
             argv,
             v(&[
@@ -1457,12 +1652,20 @@ mod tests {
             ])
         );
         assert_eq!(warn.len(), 1);
-        let (argv, warn) = build_argv(&a, Kind::Join, Era::Cman, None);
+        let (argv, warn) = build_argv("pvecm", c, Era::Cman, None);
         assert_eq!(
             argv,
             v(&["pvecm", "add", "10.99.0.1", "-votes", "1", "-force", "1"])
         );
         assert_eq!(warn.len(), 1);
+        // an API join (PVE 5+) warns that it will ask for a password
+        p.use_ssh = false;
+        p.fingerprint = None;
+        let (_, warn) = build_argv("pvecm", join(&n, &p), Era::Corosync3, Some(8));
+        assert!(warn[0].contains("use_ssh: true"), "{warn:?}");
+        assert!(build_argv("pvecm", join(&n, &p), Era::Cman, None)
+            .1
+            .is_empty());
     }
 
     fn local(hosts: &str, host: &str) -> Local {
@@ -1491,33 +1694,31 @@ mod tests {
 
     #[test]
     fn preflight_checks() {
-        let mut a = base();
-        a.link0 = Some("10.99.0.1".into());
-        let c = preflight(&a, &local("10.99.0.1 alpha.lab alpha\n", "alpha.lab"));
+        let mut n = node();
+        n.link0 = Some("10.99.0.1".into());
+        let a = create(&n);
+        let c = preflight(a, &local("10.99.0.1 alpha.lab alpha\n", "alpha.lab"));
         assert!(c.iter().all(|c| c.ok), "{c:?}");
-        let c = preflight(&a, &local("127.0.1.1 alpha\n", "alpha"));
+        let c = preflight(a, &local("127.0.1.1 alpha\n", "alpha"));
         assert!(!c[0].ok && c[0].msg.contains("loopback") && c[0].msg.contains("hosts_pin"));
-        let c = preflight(&a, &local("10.0.0.5 alpha\n", "alpha"));
+        let c = preflight(a, &local("10.0.0.5 alpha\n", "alpha"));
         assert!(c[0].ok && !c[1].ok && c[1].msg.contains("not to link0 10.99.0.1"));
-        let c = preflight(&a, &local("", "alpha"));
+        let c = preflight(a, &local("", "alpha"));
         assert!(c[0].msg.contains("no entry"));
         let mut l = local("", "alpha");
         l.hosts = Err("No such file or directory".into());
-        assert!(preflight(&a, &l)[0].msg.contains("cannot read /etc/hosts"));
+        assert!(preflight(a, &l)[0].msg.contains("cannot read /etc/hosts"));
         // peer checks
-        let mut a = base();
-        a.peer = Some("10.99.0.2".into());
+        let n = node();
         let l = local("10.99.0.2 beta\n", "beta");
-        let c = preflight(&a, &l);
+        let c = preflight(join(&n, &peer("10.99.0.2")), &l);
         assert!(!c[1].ok && c[1].msg.contains("this node itself"), "{c:?}");
-        for peer in ["beta", "127.0.0.1", "192.0.2.7", "BETA"] {
-            a.peer = Some(peer.into());
-            assert!(!preflight(&a, &l)[1].ok, "{peer}");
+        for p in ["beta", "127.0.0.1", "192.0.2.7", "BETA"] {
+            assert!(!preflight(join(&n, &peer(p)), &l)[1].ok, "{p}");
         }
-        a.peer = Some("10.99.0.1".into());
-        assert!(preflight(&a, &l)[1].ok);
-        a.peer = Some("alpha".into()); // unresolvable name: pvecm will say
-        assert!(preflight(&a, &l)[1].ok);
+        assert!(preflight(join(&n, &peer("10.99.0.1")), &l)[1].ok);
+        // unresolvable name: pvecm will say
+        assert!(preflight(join(&n, &peer("alpha")), &l)[1].ok);
     }
 
     fn member(name: &str, nodes: usize) -> Current {
@@ -1533,58 +1734,70 @@ mod tests {
 
     #[test]
     fn decisions() {
-        let mut a = base();
-        assert_eq!(decide(&a, &Current::NotMember), Plan::Run(Kind::Create));
-        assert!(matches!(decide(&a, &member("lab", 1)), Plan::Nothing(_)));
-        let Plan::Fail(m) = decide(&a, &member("prod", 2)) else {
+        let n = node();
+        let c = create(&n);
+        assert_eq!(decide(c, &Current::NotMember), Ok(Plan::Run));
+        assert!(matches!(decide(c, &member("lab", 1)), Ok(Plan::Nothing(_))));
+        let Err(m) = decide(c, &member("prod", 2)) else {
             panic!()
         };
+        let m = m.to_string();
         assert!(m.contains("'prod'") && m.contains("'lab'"));
-        a.peer = Some("10.99.0.1".into());
-        assert_eq!(decide(&a, &Current::NotMember), Plan::Run(Kind::Join));
+        let mut p = peer("10.99.0.1");
+        assert_eq!(decide(join(&n, &p), &Current::NotMember), Ok(Plan::Run));
         // already joined: peer in membership, or a multi-node cluster
-        assert!(matches!(decide(&a, &member("lab", 2)), Plan::Nothing(_)));
-        a.peer = Some("10.99.0.9".into());
-        let Plan::Fail(m) = decide(&a, &member("lab", 1)) else {
+        assert!(matches!(
+            decide(join(&n, &p), &member("lab", 2)),
+            Ok(Plan::Nothing(_))
+        ));
+        p.addr = "10.99.0.9".into();
+        let Err(m) = decide(join(&n, &p), &member("lab", 1)) else {
             panic!()
         };
+        let m = m.to_string();
         assert!(m.contains("of its own") && m.contains("force"));
-        let Plan::Fail(_) = decide(&a, &member("solo", 1)) else {
+        let Err(_) = decide(join(&n, &p), &member("solo", 1)) else {
             panic!()
         };
-        a.force = true;
-        assert_eq!(decide(&a, &member("solo", 1)), Plan::Run(Kind::Join));
-        let Plan::Fail(_) = decide(&a, &member("prod", 2)) else {
+        p.force = true;
+        assert_eq!(decide(join(&n, &p), &member("solo", 1)), Ok(Plan::Run));
+        let Err(_) = decide(join(&n, &p), &member("prod", 2)) else {
             panic!()
         };
         assert!(matches!(
             decide(
-                &a,
+                join(&n, &p),
                 &Current::StackDown {
                     name: Some("lab".into()),
                     cman: false
                 }
             ),
-            Plan::Fail(_)
+            Err(Refusal::StackDown { .. })
         ));
+        let down = |cman| {
+            Refusal::StackDown {
+                name: Some("lab".into()),
+                cman,
+            }
+            .to_string()
+        };
+        assert!(down(false).contains("(corosync): start it (systemctl start corosync pve-cluster)"));
+        assert!(down(true).contains("/etc/init.d/cman start"));
     }
 
     #[test]
     fn reached_needs_quorum_name_and_count() {
-        let a = base();
-        assert!(reached(&a, Kind::Create, &member("lab", 1)));
-        assert!(!reached(&a, Kind::Join, &member("lab", 1)));
-        assert!(reached(&a, Kind::Join, &member("lab", 2)));
-        assert!(!reached(&a, Kind::Create, &member("other", 1)));
-        assert!(!reached(&a, Kind::Create, &Current::NotMember));
+        let n = node();
+        let p = peer("10.99.0.1");
+        assert!(reached(create(&n), &member("lab", 1)));
+        assert!(!reached(join(&n, &p), &member("lab", 1)));
+        assert!(reached(join(&n, &p), &member("lab", 2)));
+        assert!(!reached(create(&n), &member("other", 1)));
+        assert!(!reached(create(&n), &Current::NotMember));
         let st = pst::parse_status(include_str!(
             "../../tests/fixtures/pve8/pvecm-status-not-quorate.txt"
         ));
-        assert!(!reached(
-            &a,
-            Kind::Create,
-            &Current::Member(pst::merge(&st, &[]))
-        ));
+        assert!(!reached(create(&n), &Current::Member(pst::merge(&st, &[]))));
     }
 
     #[test]
@@ -1750,5 +1963,71 @@ mod tests {
         // other known messages in the same output still show
         let c = not_ready_cause(&format!("{text}Host key verification failed.\n"));
         assert!(c.contains("known_hosts"), "{c}");
+    }
+
+    fn parse(v: Value) -> Result<Args, ParamError> {
+        let ctx = protocol::context(&SPEC, &v.to_string(), "test").expect("valid args");
+        args(&ctx.params)
+    }
+
+    #[test]
+    fn params_to_mode() {
+        let a = parse(json!({"state": "info"})).unwrap();
+        assert_eq!(a.mode, Mode::Info);
+        assert_eq!(a.timeout, Duration::from_secs(120));
+        // state=info took any timeout before. Refused here, or (once the protocol checks
+        // Param::range) already by the protocol.
+        for t in [0, -1, 86_401] {
+            let v = json!({"state": "info", "timeout": t});
+            match protocol::context(&SPEC, &v.to_string(), "test") {
+                Ok(ctx) => assert_eq!(args(&ctx.params), Err(ParamError::Timeout(t))),
+                Err(f) => assert!(f.msg.contains("timeout"), "{}", f.msg),
+            }
+        }
+        assert_eq!(
+            ParamError::Timeout(0).to_string(),
+            "timeout must be between 1 and 86400 seconds, got 0"
+        );
+        let a = parse(json!({"name": "lab", "link0": "10.0.0.1", "use_ssh": true})).unwrap();
+        assert_eq!(
+            a.mode,
+            Mode::Create {
+                node: Node {
+                    link0: Some("10.0.0.1".into()),
+                    ..node()
+                }
+            }
+        );
+        let a = parse(json!({"name": "lab", "peer": " 10.0.0.2 ", "use_ssh": true, "votes": 0}))
+            .unwrap();
+        let Mode::Join { node: n, peer: p } = a.mode else {
+            panic!("{:?}", a.mode)
+        };
+        assert_eq!(
+            (p.addr.as_str(), p.use_ssh, n.votes),
+            ("10.0.0.2", true, Some(0))
+        );
+        assert_eq!(
+            parse(json!({"name": "lab", "votes": 0})),
+            Err(ParamError::Votes { min: 1, got: 0 })
+        );
+        assert_eq!(
+            parse(json!({"name": "lab", "peer": ""})),
+            Err(ParamError::EmptyPeer)
+        );
+        assert_eq!(
+            parse(json!({"name": "lab", "peer": "[fd00::1]"}))
+                .map(|a| matches!(a.mode, Mode::Join { .. })),
+            Ok(true)
+        );
+        assert!(is_sha256_fingerprint(&["AB"; 32].join(":")));
+        assert!(!is_sha256_fingerprint(&["AB"; 31].join(":")));
+        assert!(!is_sha256_fingerprint(&["GG"; 32].join(":")));
+    }
+
+    #[test]
+    fn spec_gives_timeout_its_range() {
+        let t = SPEC.params.iter().find(|p| p.name == "timeout").unwrap();
+        assert_eq!(t.range, Some((1, MAX_TIMEOUT as i64)));
     }
 }
