@@ -118,12 +118,17 @@ impl Lab {
 
     /// Runs the module with `args` (validate defaults to false here; PATH holds the stand-ins).
     fn run(&self, args: Value, env: &[(&str, String)]) -> Res {
+        self.run_bin(Path::new(BIN), args, env)
+    }
+
+    /// [`Lab::run`] with another build of the module.
+    fn run_bin(&self, bin: &Path, args: Value, env: &[(&str, String)]) -> Res {
         let mut a = json!({"validate": false});
         for (k, v) in args.as_object().unwrap() {
             a[k] = v.clone();
         }
         let f = self.dir.write("args.json", serde_json::to_vec(&a).unwrap());
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin);
         cmd.arg(&f)
             .env(
                 "PATH",
@@ -649,6 +654,30 @@ fn backup_of_a_file_in_the_pmxcfs_dir_is_kept_outside_it() {
         ("PVE2NODE_PVE_DIR", p(&lab.path("pve"))),
         ("PVE2NODE_BACKUP_DIR", p(&dir)),
     ];
+    // A backup dir others can write is refused, before anything is written.
+    std::fs::create_dir_all(&dir).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let r = lab.run(
+        json!({"path": p(&f), "backup": true, "activate": false}),
+        &env,
+    );
+    assert!(r.failed() && !r.changed(), "{}", r.json);
+    assert!(r.msg().contains("cannot back up"), "{}", r.msg());
+    assert!(r.msg().contains("writable by it alone"), "{}", r.msg());
+    assert_eq!(lab.read("pve/corosync.conf"), fixture("pve8/corosync.conf"));
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // A killed run's temp file (its pid is gone) is removed; a live run's is left alone.
+    let dead = (400_000..4_000_000u32)
+        .find(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        .unwrap();
+    let stale = format!(".corosync.conf.{dead}.2026-01-01@00:00:00~.tmp");
+    let live = format!(
+        ".corosync.conf.{}.2026-01-01@00:00:00~.tmp",
+        std::process::id()
+    );
+    std::fs::write(dir.join(&stale), "partial").unwrap();
+    std::fs::write(dir.join(&live), "in progress").unwrap();
     let r = lab.run(
         json!({"path": p(&f), "backup": true, "activate": false}),
         &env,
@@ -675,8 +704,8 @@ fn backup_of_a_file_in_the_pmxcfs_dir_is_kept_outside_it() {
         v
     };
     assert_eq!(names(&lab.path("pve")), vec!["corosync.conf"]);
-    assert_eq!(names(&dir), vec![name]);
-    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(names(&dir), vec![live.clone(), name]);
+    std::fs::remove_file(dir.join(&live)).unwrap();
     let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
     // Unchanged on the second run: no new backup.
@@ -1271,4 +1300,188 @@ fn ansible_playbook_edits_then_reports_ok() {
     );
     let second = run(&[]);
     assert!(second.contains("changed=0"), "{second}");
+}
+
+/// The release binary `name` as scripts/build.sh leaves it in build/modules, when it is there
+/// and newer than the sources; else the test is skipped (a failure under PVE2NODE_E2E=1,
+/// where scripts/test.sh has just built it).
+fn release_bin(name: &str) -> Option<PathBuf> {
+    let root = common::repo_root();
+    let bin = root.join("build/modules").join(name);
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let newest_source = [
+        root.join("modules").join(name).join("main.rs"),
+        root.join("library/protocol.rs"),
+        root.join("library/run.rs"),
+        root.join("library/edit.rs"),
+    ]
+    .iter()
+    .filter_map(|p| mtime(p))
+    .max();
+    let why = match (mtime(&bin), newest_source) {
+        (None, _) => format!("{} does not exist", bin.display()),
+        (Some(b), Some(s)) if b < s => format!("{} is older than its sources", bin.display()),
+        _ => return Some(bin),
+    };
+    if std::env::var("PVE2NODE_E2E").as_deref() == Ok("1") {
+        panic!("{why}; run bash scripts/build.sh");
+    }
+    eprintln!("SKIP release binary test: {why} (run bash scripts/build.sh)");
+    None
+}
+
+/// The test hooks are honoured by debug builds only: the release binary ignores
+/// PVE2NODE_PVE_DIR, PVE2NODE_COROSYNC_LOCAL and PVE2NODE_BACKUP_DIR. Safe on any host: the
+/// default target is only looked up in check mode (nothing is written, and the reported path
+/// must be the real /etc/pve one); the run that writes edits a file in the test's dir, with
+/// stand-in tools on PATH. The debug binary, given the same, follows the hooks (so the test
+/// can fail).
+#[test]
+fn release_binary_ignores_the_test_hooks() {
+    let Some(release) = release_bin("cman_two_node") else {
+        return;
+    };
+    let lab = Lab::new("c2n-release");
+    std::fs::create_dir_all(lab.path("pve")).unwrap();
+    lab.write("pve/corosync.conf", &fixture("pve8/corosync.conf"));
+    let local = lab.write("local-corosync.conf", &fixture("pve8/corosync.conf"));
+    lab.write("flag-follows", "on");
+    let env = [
+        ("PVE2NODE_PVE_DIR", p(&lab.path("pve"))),
+        ("PVE2NODE_COROSYNC_LOCAL", p(&local)),
+        ("PVE2NODE_BACKUP_DIR", p(&lab.path("backups"))),
+    ];
+    // 1. No path, check mode: the target comes from the real /etc/pve, not the hook's dir.
+    let check = json!({"_ansible_check_mode": true});
+    let r = lab.run_bin(&release, check.clone(), &env);
+    let shown = r.json.to_string();
+    assert!(shown.contains("/etc/pve/"), "{shown}");
+    assert!(!shown.contains(&p(lab.dir.path())), "{shown}");
+    let d = lab.run(check, &env);
+    assert_eq!(
+        d.json["path"],
+        p(&lab.path("pve/corosync.conf")),
+        "the debug build follows the hook: {}",
+        d.json
+    );
+    assert_eq!(lab.read("pve/corosync.conf"), fixture("pve8/corosync.conf"));
+
+    // 2. An explicit path in the hook's "pmxcfs dir": the release binary does not count it as
+    //    /etc/pve (no wait for a pmxcfs copy, the backup beside the file, not in the hook's
+    //    backup dir).
+    let f = lab.path("pve/corosync.conf");
+    let args = json!({"path": p(&f), "backup": true, "timeout": 2});
+    let r = lab.run_bin(&release, args.clone(), &env);
+    assert!(!r.failed() && r.changed(), "{}", r.json);
+    assert_eq!(lab.calls(), vec!["corosync-cfgtool -R"]);
+    let b = PathBuf::from(r.json["backup_file"].as_str().unwrap());
+    assert_eq!(
+        b.parent(),
+        Some(lab.path("pve").as_path()),
+        "{}",
+        b.display()
+    );
+    assert!(!lab.path("backups").exists());
+    // The debug binary, from the same start: waits for pmxcfs's copy, which never comes.
+    std::fs::remove_file(&b).unwrap();
+    lab.write("pve/corosync.conf", &fixture("pve8/corosync.conf"));
+    let _ = std::fs::remove_file(lab.path("calls"));
+    let d = lab.run(args, &env);
+    assert!(d.failed() && d.changed(), "{}", d.json);
+    assert!(d.msg().contains("pmxcfs did not copy it"), "{}", d.msg());
+    assert!(lab.calls().is_empty());
+    assert!(lab.path("backups").is_dir());
+}
+
+#[test]
+fn empty_path_is_named_not_a_missing_file() {
+    let lab = Lab::new("c2n-empty");
+    let r = lab.run(json!({"path": "", "_ansible_check_mode": true}), &[]);
+    assert!(r.failed() && !r.changed(), "{}", r.json);
+    assert!(r.msg().starts_with("path is empty;"), "{}", r.msg());
+}
+
+/// Inside /etc/pve a write refused for want of quorum (here: a read-only tmpfs, EROFS, in a
+/// private mount namespace) is retried until `timeout`: it succeeds once the filesystem is
+/// writable again, and fails with the no-quorum hint when it never is (the file untouched,
+/// `changed: false`).
+#[test]
+fn write_refused_without_quorum_is_retried_until_timeout() {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let unshare = root
+        && Command::new("unshare")
+            .args(["-m", "--propagation", "private", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !unshare {
+        if std::env::var("PVE2NODE_E2E").as_deref() == Ok("1") {
+            panic!("cannot make a private mount namespace (root and unshare -m needed) and PVE2NODE_E2E=1");
+        }
+        eprintln!(
+            "SKIP write_refused_without_quorum_is_retried_until_timeout: not root or no unshare -m"
+        );
+        return;
+    }
+    let lab = Lab::new("c2n-ro");
+    std::fs::create_dir_all(lab.path("pve")).unwrap();
+    let conf = fixture("pve8/corosync.conf");
+    lab.write("conf", &conf);
+    for (name, timeout) in [("late", 10), ("never", 1)] {
+        lab.write(
+            &format!("{name}.json"),
+            &serde_json::to_string(&json!({
+                "path": p(&lab.path("pve/corosync.conf")),
+                "activate": false,
+                "validate": false,
+                "timeout": timeout,
+            }))
+            .unwrap(),
+        );
+    }
+    let script = r#"set -u
+T="$1"; B="$2"; P="$T/pve"
+mount -t tmpfs lab-pve "$P" && cp "$T/conf" "$P/corosync.conf" && mount -o remount,ro "$P" || exit 9
+# Writable again half a second after the module started.
+( sleep 0.5; mount -o remount,rw "$P" ) & W=$!
+echo "LATE $("$B" "$T/late.json")"; wait $W
+echo "LATE_FILE $(grep -c 'two_node: 1' "$P/corosync.conf")"
+cp "$T/conf" "$P/corosync.conf"; mount -o remount,ro "$P"
+echo "NEVER $("$B" "$T/never.json")"
+echo "NEVER_FILE $(grep -c 'two_node: 1' "$P/corosync.conf")"
+"#;
+    let out = Command::new("timeout")
+        .args(["-k", "5", "60", "unshare", "-m", "--propagation", "private"])
+        .args(["bash", "-c", script, "scenario"])
+        .arg(lab.dir.path())
+        .arg(BIN)
+        .env("PVE2NODE_PVE_DIR", p(&lab.path("pve")))
+        .env("TMPDIR", lab.dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let raw = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let line = |key: &str| -> String {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} ")))
+            .unwrap_or_else(|| panic!("no {key} in:\n{raw}"))
+            .to_string()
+    };
+    let late: Value = serde_json::from_str(&line("LATE")).unwrap();
+    assert_eq!(late["failed"], false, "{late}\n{raw}");
+    assert_eq!(late["changed"], true);
+    assert_eq!(line("LATE_FILE"), "1", "{raw}");
+    let never: Value = serde_json::from_str(&line("NEVER")).unwrap();
+    assert_eq!(never["failed"], true, "{never}");
+    assert_eq!(never["changed"], false);
+    let msg = never["msg"].as_str().unwrap();
+    assert!(msg.contains("Read-only file system"), "{msg}");
+    assert!(
+        msg.contains("is read-only while this node has no quorum"),
+        "{msg}"
+    );
+    assert_eq!(line("NEVER_FILE"), "0", "{raw}");
+    // The pmxcfs dir (tmpfs) went with the namespace: the lab dir's own pve is empty.
+    assert!(std::fs::read_dir(lab.path("pve")).unwrap().next().is_none());
 }

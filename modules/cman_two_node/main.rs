@@ -540,6 +540,11 @@ impl Env {
 /// Phase 1, target: the `path` parameter, else the cluster file pmxcfs holds.
 fn target(path: Option<&str>, env: &Env) -> Result<PathBuf, Failure> {
     if let Some(s) = path {
+        if s.trim().is_empty() {
+            return Err(Failure::new(
+                "path is empty; set it to the cluster file (e.g. /etc/pve/corosync.conf), or leave it out to use the one in /etc/pve",
+            ));
+        }
         return Ok(PathBuf::from(s));
     }
     let c = env.pve_dir.join("corosync.conf");
@@ -767,7 +772,7 @@ fn refused_without_quorum(e: &EditError) -> bool {
 /// Written under a temp name and renamed into its name only once complete and fsynced.
 fn backup_outside(path: &Path, before: &str, dir: &Path) -> Result<PathBuf, Failure> {
     use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
     let fail = |what: String| {
         Failure::new(format!(
             "cannot back up {} to {}: {what}; nothing was written",
@@ -780,6 +785,18 @@ fn backup_outside(path: &Path, before: &str, dir: &Path) -> Result<PathBuf, Fail
         .mode(0o700)
         .create(dir)
         .map_err(|e| fail(pve2node::io_reason(&e)))?;
+    // The directory must be ours alone: no symlink, owned by this user, writable by no one else.
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| fail(pve2node::io_reason(&e)))?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if !meta.is_dir() || meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return Err(fail(format!(
+            "it is not a directory owned by uid {me} and writable by it alone (mode {:o}, owner {}); fix or remove it",
+            meta.mode() & 0o7777,
+            meta.uid()
+        )));
+    }
+    remove_stale_temps(dir);
     let name = edit::backup_name(path)
         .file_name()
         .map(|n| n.to_os_string())
@@ -809,6 +826,32 @@ fn backup_outside(path: &Path, before: &str, dir: &Path) -> Result<PathBuf, Fail
         let _ = d.sync_all();
     }
     Ok(dest)
+}
+
+/// Removes the temp files (`.<backup name>.tmp`) of killed runs from the backup directory: the
+/// backup name holds the pid of the run that made it; one whose process is gone is stale.
+fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if let Some(pid) = stale_temp_pid(&name) {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// Pure: the pid in a backup temp name `.<file>.<pid>.<time>~.tmp`, else None.
+fn stale_temp_pid(name: &str) -> Option<u32> {
+    let inner = name.strip_prefix('.')?.strip_suffix("~.tmp")?;
+    let mut parts = inner.rsplitn(3, '.');
+    let _time = parts.next()?;
+    let pid = parts.next()?.parse().ok()?;
+    parts.next()?;
+    Some(pid)
 }
 
 /// Phase 4, write-with-retry: the backup (outside /etc/pve for a file inside it), then the
@@ -1110,6 +1153,102 @@ fn verify_tool(format: Format) -> (Vec<String>, &'static str) {
     }
 }
 
+/// The result of the write (before any activation): what changed, the versions, the diff.
+fn written_outcome(
+    path: &Path,
+    format: Format,
+    before: &str,
+    plan: &Plan,
+    applied: &edit::Applied,
+    check_mode: bool,
+) -> Outcome {
+    let msg = if !applied.changed {
+        format!("{} is already in the wanted state", path.display())
+    } else if check_mode {
+        format!("{} would be changed (check mode)", path.display())
+    } else {
+        format!(
+            "{} changed, config_version {} -> {}",
+            path.display(),
+            plan.version_before,
+            plan.version_after
+        )
+    };
+    let mut out = Outcome::new(applied.changed, msg)
+        .with("format", format.name())
+        .with("path", path.display().to_string())
+        .with("config_version_before", plan.version_before)
+        .with("config_version_after", plan.version_after)
+        .with("nodes", plan.nodes)
+        .with("activated", Value::Null)
+        .with("runtime_flags", Value::Null);
+    if let Some(b) = &applied.backup_file {
+        out.set("backup_file", b.display().to_string());
+    }
+    if applied.changed {
+        out.diff = Some(edit::diff(path, before, &plan.text));
+    }
+    out
+}
+
+/// After the activation: the verification decides, and one result says what happened (a
+/// failed second reload after pmxcfs's own is a warning when the cluster took the change,
+/// part of the one failure when it did not).
+fn verdict(
+    ctx: &mut Ctx,
+    w: &Written,
+    s: &Settings,
+    env: &Env,
+    activated: &Activated,
+    mut out: Outcome,
+) -> Result<Outcome, Failure> {
+    let (tool, flag) = verify_tool(w.format);
+    let second = activated.second_reload_failed.as_ref();
+    if !s.verify {
+        return match second {
+            Some(what) => Err(w.after_command(
+                format!(
+                    "the reload after pmxcfs's own failed: {what}; pmxcfs normally reloads the cluster itself on this node, set verify: true to check whether the running cluster took it"
+                ),
+                &activated.json,
+            )),
+            None => Ok(out),
+        };
+    }
+    match verify(w.format, s.want.present, s.timeout) {
+        Ok(flags) => {
+            if let Some(what) = second {
+                ctx.warn(format!(
+                    "the reload after pmxcfs's own failed ({what}), but pmxcfs had already reloaded the cluster on this node (it does when the file is renamed in {}) and `{}` shows the wanted {flag} state",
+                    env.pve_dir.display(),
+                    tool.join(" ")
+                ));
+            }
+            out.set("runtime_flags", json!(flags));
+            Ok(out)
+        }
+        Err(last) => {
+            let hint = if w.format == Format::Cman {
+                " (on PVE 3 a two_node change may need cman restarted on both nodes; unconfirmed, see activate_command)"
+            } else {
+                ""
+            };
+            let reload = second
+                .map(|what| format!("; the reload after pmxcfs's own also failed: {what}"))
+                .unwrap_or_default();
+            Err(w.after_command(
+                format!(
+                    "the running cluster did not take it: `{}` did not {} the {flag} flag within {} s (last: {last}){reload}{hint}",
+                    tool.join(" "),
+                    if s.want.present { "show" } else { "drop" },
+                    s.timeout.as_secs()
+                ),
+                &activated.json,
+            ))
+        }
+    }
+}
+
 fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
     let env = Env::read(ctx);
     let path = target(ctx.params.str("path"), &env)?;
@@ -1132,35 +1271,7 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
 
     let in_pve = edit::resolve(&path)?.starts_with(&env.pve_dir);
     let applied = write_with_retry(ctx, &path, &before, &plan, &s, &env, in_pve)?;
-
-    let mut out = Outcome::new(
-        applied.changed,
-        if !applied.changed {
-            format!("{} is already in the wanted state", path.display())
-        } else if ctx.check_mode {
-            format!("{} would be changed (check mode)", path.display())
-        } else {
-            format!(
-                "{} changed, config_version {} -> {}",
-                path.display(),
-                plan.version_before,
-                plan.version_after
-            )
-        },
-    )
-    .with("format", format.name())
-    .with("path", path.display().to_string())
-    .with("config_version_before", plan.version_before)
-    .with("config_version_after", plan.version_after)
-    .with("nodes", plan.nodes)
-    .with("activated", Value::Null)
-    .with("runtime_flags", Value::Null);
-    if let Some(b) = &applied.backup_file {
-        out.set("backup_file", b.display().to_string());
-    }
-    if applied.changed {
-        out.diff = Some(edit::diff(&path, &before, &plan.text));
-    }
+    let mut out = written_outcome(&path, format, &before, &plan, &applied, ctx.check_mode);
     if !applied.changed || ctx.check_mode || !s.activate {
         return Ok(out);
     }
@@ -1174,52 +1285,7 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
     let a = activation(format, &s.activate_command, in_pve, env.local(format));
     let activated = activate(&a, &w, s.timeout, &plan.text)?;
     out.set("activated", activated.json.clone());
-    let (tool, flag) = verify_tool(format);
-    if !s.verify {
-        if let Some(what) = &activated.second_reload_failed {
-            return Err(w.after_command(
-                format!(
-                    "the reload after pmxcfs's own failed: {what}; pmxcfs normally reloads the cluster itself on this node, set verify: true to check whether the running cluster took it"
-                ),
-                &activated.json,
-            ));
-        }
-        return Ok(out);
-    }
-    match verify(format, s.want.present, s.timeout) {
-        Ok(flags) => {
-            if let Some(what) = &activated.second_reload_failed {
-                ctx.warn(format!(
-                    "the reload after pmxcfs's own failed ({what}), but pmxcfs had already reloaded the cluster on this node (it does when the file is renamed in {}) and `{}` shows the wanted {flag} state",
-                    env.pve_dir.display(),
-                    tool.join(" ")
-                ));
-            }
-            out.set("runtime_flags", json!(flags));
-            Ok(out)
-        }
-        Err(last) => {
-            let hint = if format == Format::Cman {
-                " (on PVE 3 a two_node change may need cman restarted on both nodes; unconfirmed, see activate_command)"
-            } else {
-                ""
-            };
-            let reload = activated
-                .second_reload_failed
-                .as_ref()
-                .map(|what| format!("; the reload after pmxcfs's own also failed: {what}"))
-                .unwrap_or_default();
-            Err(w.after_command(
-                format!(
-                    "the running cluster did not take it: `{}` did not {} the {flag} flag within {} s (last: {last}){reload}{hint}",
-                    tool.join(" "),
-                    if s.want.present { "show" } else { "drop" },
-                    s.timeout.as_secs()
-                ),
-                &activated.json,
-            ))
-        }
-    }
+    verdict(ctx, &w, &s, &env, &activated, out)
 }
 
 fn main() {

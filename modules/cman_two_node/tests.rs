@@ -712,3 +712,18 @@ fn settings_that_do_not_apply_are_warned_about() {
     assert_eq!(ignored_settings(&s(None, 2), Format::Corosync).len(), 1);
     assert!(ignored_settings(&s(None, 2), Format::Cman).is_empty());
 }
+
+#[test]
+fn stale_backup_temp_names() {
+    assert_eq!(
+        stale_temp_pid(".corosync.conf.4242.2026-12-01@08:40:00~.tmp"),
+        Some(4242)
+    );
+    assert_eq!(
+        stale_temp_pid("corosync.conf.4242.2026-12-01@08:40:00~"),
+        None
+    );
+    assert_eq!(stale_temp_pid(".corosync.conf.x.2026~.tmp"), None);
+    assert_eq!(stale_temp_pid(".4242.t~.tmp"), None);
+    assert_eq!(stale_temp_pid(".tmp"), None);
+}

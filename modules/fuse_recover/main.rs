@@ -10,11 +10,14 @@ use pve2node::mounts::{self, Mount};
 use pve2node::protocol::{self, Ctx, Default as D, Elem, Failure, Outcome, Param, Spec, Type};
 use pve2node::run;
 use serde_json::{json, Value};
-use std::ffi::CString;
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::File;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::{AsRawFd, FromRawFd};
 use std::path::{Component, Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SPEC: Spec = Spec {
     module: "fuse_recover",
@@ -55,10 +58,20 @@ enum ParamError {
     HealthFile(String),
     #[error("timeout must be between 0 and 86400 seconds (got {0})")]
     Timeout(i64),
-    #[error("service must be a service name such as pve-cluster (no '/', no spaces) when start_command is not given (got '{0}')")]
+    #[error("service must be a service name such as pve-cluster (ASCII letters, digits and : _ . @ -, not starting with '-' or '.') when start_command is not given (got '{0}')")]
     Service(String),
     #[error("start_command is an argv list and is not run through a shell: give it as a list, e.g. ['/etc/init.d/pve-cluster', 'start'] (got '{0}')")]
     StartShell(String),
+}
+
+/// A value as error messages show it: whole when short, else its first 100 characters and its
+/// length (a huge input is never echoed whole).
+fn shown(v: &str) -> String {
+    const MAX: usize = 100;
+    match v.char_indices().nth(MAX) {
+        None => v.to_string(),
+        Some((end, _)) => format!("{}… ({} bytes in all)", &v[..end], v.len()),
+    }
 }
 
 /// The validated parameters, in the form the pure functions use.
@@ -83,14 +96,13 @@ fn start_argv(
     if !start_command.is_empty() {
         if let [one] = start_command {
             if one.trim() != one || one.contains(' ') && !Path::new(one).exists() {
-                return Err(ParamError::StartShell(one.clone()));
+                return Err(ParamError::StartShell(shown(one)));
             }
         }
         return Ok(start_command.to_vec());
     }
-    if service.is_empty() || service.contains(['/', '\0']) || service.contains(char::is_whitespace)
-    {
-        return Err(ParamError::Service(service.to_string()));
+    if !plain_unit_name(service) {
+        return Err(ParamError::Service(shown(service)));
     }
     let systemd = match manager {
         "systemd" => true,
@@ -100,10 +112,27 @@ fn start_argv(
     Ok(if systemd {
         // restart, not start: it starts a stopped or failed unit, and it also stops and starts
         // one that systemd still counts as active while its FUSE mount is dead.
-        vec!["systemctl".into(), "restart".into(), service.into()]
+        // `--`: whatever the name, systemctl never reads it as an option.
+        vec![
+            "systemctl".into(),
+            "restart".into(),
+            "--".into(),
+            service.into(),
+        ]
     } else {
         vec![format!("/etc/init.d/{service}"), "start".into()]
     })
+}
+
+/// A plain service (unit) name: systemd's unit-name characters (ASCII letters, digits, `:`,
+/// `_`, `.`, `@`, `-`), at most 255 of them, not starting with `-` or `.` (never an option
+/// for systemctl, never a path for /etc/init.d).
+fn plain_unit_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && !s.starts_with(['-', '.'])
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b":_.@-".contains(&b))
 }
 
 /// `/x/./y/` → `/x/y`; relative paths and `..` are refused.
@@ -113,7 +142,7 @@ fn normal_path(p: &str) -> Result<PathBuf, ParamError> {
         || path.components().any(|c| c == Component::ParentDir)
         || p.contains('\0')
     {
-        return Err(ParamError::Path(p.to_string()));
+        return Err(ParamError::Path(shown(p)));
     }
     Ok(path.components().collect())
 }
@@ -121,7 +150,7 @@ fn normal_path(p: &str) -> Result<PathBuf, ParamError> {
 fn check_health_file(h: &str) -> Result<String, ParamError> {
     let p = Path::new(h);
     if p.is_absolute() || p.components().any(|c| c == Component::ParentDir) || h.contains('\0') {
-        return Err(ParamError::HealthFile(h.to_string()));
+        return Err(ParamError::HealthFile(shown(h)));
     }
     Ok(h.to_string())
 }
@@ -145,48 +174,160 @@ fn params(p: &protocol::Params, systemd_running: bool) -> Result<Params, ParamEr
     })
 }
 
-/// The kernel's spelling of `path`: symlinks in its parent resolved, and the path itself
-/// when it is a symlink (read with lstat and readlink; a path that is a mount point is never
-/// lstat'ed, as that would ask the FUSE daemon).
-fn kernel_path(path: &Path) -> PathBuf {
-    let mut p = path.to_path_buf();
-    for _ in 0..16 {
-        let resolved = match (p.parent(), p.file_name()) {
-            (Some(parent), Some(name)) => match std::fs::canonicalize(parent) {
-                Ok(dir) => dir.join(name),
-                Err(_) => return p,
-            },
-            _ => return p,
-        };
-        // A mount point is never a symlink: no lstat then (it would enter the mount).
-        let mounted = mounts::read_self().is_ok_and(|t| mounts::at(&t, &resolved).is_some());
-        let is_link = !mounted
-            && std::fs::symlink_metadata(&resolved).is_ok_and(|m| m.file_type().is_symlink());
-        if !is_link {
-            return resolved;
-        }
-        match std::fs::read_link(&resolved) {
-            Ok(target) => {
-                let joined = resolved
-                    .parent()
-                    .map_or(target.clone(), |d| d.join(&target));
-                // Lexically drop "." and resolve ".." against what is already real.
-                let mut next = PathBuf::new();
-                for c in joined.components() {
-                    match c {
-                        Component::ParentDir => {
-                            next.pop();
-                        }
-                        Component::CurDir => {}
-                        other => next.push(other),
-                    }
-                }
-                p = next;
+/// The mount point as the KERNEL resolves it, never by string math: `path` is opened with
+/// O_PATH (the kernel follows every symlink, `..` inside a link target included, and asks
+/// nothing of a FUSE daemon), its real location is read back from `/proc/self/fd`, and its
+/// parent directory is held open. Every later step (mount lookup by the opened file's mount id,
+/// stat, health file, umount2) goes through that open directory (`/proc/self/fd/N/<name>`), so
+/// a directory or symlink another user swaps in the path afterwards cannot redirect it.
+#[derive(Debug)]
+struct Target {
+    /// The kernel's spelling of the mount point, as mountinfo shows it.
+    path: PathBuf,
+    /// The parent directory, opened (None for `/`, or when not even it could be opened).
+    parent: Option<File>,
+    name: OsString,
+}
+
+impl Target {
+    /// The mount point reached through the opened parent directory.
+    fn via(&self) -> PathBuf {
+        match &self.parent {
+            Some(dir) => {
+                PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(&self.name)
             }
-            Err(_) => return resolved,
+            None => self.path.clone(),
         }
     }
-    p
+    /// The mount on top at exactly the mount point: the mount the kernel enters when it looks
+    /// the name up in the opened parent directory, when that is another mount than the
+    /// parent's (by mount id, so a rename of a directory in the path meanwhile does not
+    /// matter); else nothing is mounted there.
+    fn mount(&self, table: &[Mount]) -> Option<Mount> {
+        let (id, parent_id) = match &self.parent {
+            Some(dir) => (mount_id(&open_at(dir, &self.name).ok()?)?, mount_id(dir)?),
+            // `/` is always the root of a mount.
+            None => (mount_id(&open_path(&self.path, 0).ok()?)?, u64::MAX),
+        };
+        if id == parent_id {
+            return None;
+        }
+        table.iter().find(|m| m.id == id).cloned()
+    }
+}
+
+/// open(2) with O_PATH (no read, no FUSE request; symlinks followed unless `flags` says).
+fn open_path(path: &Path, flags: i32) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | flags)
+        .open(path)
+}
+
+/// openat(2) of `name` in `dir`, O_PATH | O_NOFOLLOW.
+fn open_at(dir: &File, name: &OsStr) -> std::io::Result<File> {
+    let c = CString::new(name.as_bytes())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: openat with a valid directory fd and a NUL-terminated name; on success the
+    // returned fd is ours alone and is owned by the File from here on.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh, valid descriptor nobody else owns.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Where the kernel says an open file is (readlink of /proc/self/fd/N).
+fn fd_path(f: &File) -> std::io::Result<PathBuf> {
+    std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd()))
+}
+
+/// The id of the mount an open file is on (`mnt_id:` of /proc/self/fdinfo/N).
+fn mount_id(f: &File) -> Option<u64> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", f.as_raw_fd())).ok()?;
+    parse_mnt_id(&info)
+}
+
+/// Pure: the `mnt_id:` field of an fdinfo text.
+fn parse_mnt_id(fdinfo: &str) -> Option<u64> {
+    fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Resolves `given` through the kernel (see [`Target`]).
+fn resolve(given: &Path) -> Result<Target, String> {
+    let unresolved = |path: &Path| -> Target {
+        // Not there (yet): its parent resolved by the kernel when it can be opened.
+        match (path.parent(), path.file_name()) {
+            (Some(parent), Some(name)) => match open_path(parent, libc::O_DIRECTORY) {
+                Ok(dir) => Target {
+                    path: fd_path(&dir).map_or_else(|_| path.to_path_buf(), |d| d.join(name)),
+                    parent: Some(dir),
+                    name: name.to_os_string(),
+                },
+                Err(_) => Target {
+                    path: path.to_path_buf(),
+                    parent: None,
+                    name: name.to_os_string(),
+                },
+            },
+            _ => Target {
+                path: path.to_path_buf(),
+                parent: None,
+                name: OsString::new(),
+            },
+        }
+    };
+    let Ok(at) = open_path(given, 0) else {
+        return Ok(unresolved(given));
+    };
+    let real = fd_path(&at).map_err(|e| {
+        format!(
+            "cannot read where {} leads: {}",
+            given.display(),
+            linux_reason(&e)
+        )
+    })?;
+    let (Some(parent), Some(name)) = (real.parent(), real.file_name()) else {
+        return Ok(Target {
+            path: real,
+            parent: None,
+            name: OsString::new(),
+        });
+    };
+    let dir = open_path(parent, libc::O_DIRECTORY)
+        .map_err(|e| format!("cannot open {}: {}", parent.display(), linux_reason(&e)))?;
+    // The directory as opened must hold the very same thing at `name`: nothing was swapped in
+    // between (same place, same mount).
+    let again = open_at(&dir, name).ok();
+    let same = again.as_ref().is_some_and(|f| {
+        fd_path(f).ok().as_deref() == Some(real.as_path()) && mount_id(f) == mount_id(&at)
+    });
+    if !same {
+        return Err(format!(
+            "{} changed while it was being resolved (a directory or symlink in it was replaced); nothing was done, run again",
+            given.display()
+        ));
+    }
+    let name = name.to_os_string();
+    Ok(Target {
+        path: real,
+        parent: Some(dir),
+        name,
+    })
+}
+
+fn linux_reason(e: &std::io::Error) -> String {
+    Errno::from_io(e).text
 }
 
 // ---------------------------------------------------------------------------------------
@@ -419,18 +560,20 @@ fn read_health(file: &Path, limit: Duration) -> Result<(), Errno> {
     })
 }
 
-/// The edge: reads mountinfo, stats the path and reads the health file.
-fn diagnose(path: &Path, health_file: &str, limit: Duration) -> Result<Diagnosis, Failure> {
+/// The edge: reads mountinfo, stats the mount point and reads the health file, all through
+/// the opened parent directory of the kernel-resolved target.
+fn diagnose(t: &Target, health_file: &str, limit: Duration) -> Result<Diagnosis, Failure> {
     let table = mounts::read_self().map_err(|e| {
         Failure::new(format!(
             "cannot read /proc/self/mountinfo: {} (is /proc mounted?)",
-            pve2node::io_reason(&e)
+            linux_reason(&e)
         ))
     })?;
-    let mount = mounts::at(&table, path).cloned();
-    let stat = stat_path(path, limit);
+    let mount = t.mount(&table);
+    let via = t.via();
+    let stat = stat_path(&via, limit);
     let health = if stat.is_ok() && mount.is_some() && !health_file.is_empty() {
-        Some(read_health(&path.join(health_file), limit))
+        Some(read_health(&via.join(health_file), limit))
     } else {
         None
     };
@@ -440,7 +583,7 @@ fn diagnose(path: &Path, health_file: &str, limit: Duration) -> Result<Diagnosis
             stat,
             health,
         },
-        path,
+        &t.path,
         health_file,
     ))
 }
@@ -507,7 +650,8 @@ fn umount2(path: &Path, flags: i32) -> Result<(), Errno> {
         text: "path contains a NUL byte".into(),
     })?;
     // SAFETY: umount2 with a valid NUL-terminated path; UMOUNT_NOFOLLOW keeps it from
-    // following a symlink in place of the mount point.
+    // following a symlink in place of the mount point (the `/proc/self/fd/N` part of a
+    // Target's path is not the last component, so it is still followed to the open directory).
     let rc = unsafe { libc::umount2(c.as_ptr(), flags | libc::UMOUNT_NOFOLLOW) };
     if rc == 0 {
         Ok(())
@@ -579,17 +723,32 @@ fn holders(path: &Path) -> Vec<Holder> {
 }
 
 /// Everything the run did, for the result.
+#[derive(Default)]
 struct Report {
     steps: Vec<Value>,
     changed: bool,
 }
 
-/// Takes the dead FUSE mount(s) off `path`. Before each umount2 the top mount at `path` is
+/// The one way a command's `{cmd, rc, stdout, stderr, timed_out}` goes into this module's
+/// results: merged into a step (with its action and result) or onto a failure.
+fn command_fields(o: &run::Output) -> serde_json::Map<String, Value> {
+    match o.to_json() {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// Takes the dead FUSE mount(s) off the target. Before each umount2 the top mount there is
 /// checked again: it must be a FUSE mount whose stat fails as a dead one's does.
-fn unmount(p: &Params, lazy_fallback: bool, report: &mut Report) -> Result<(), Failure> {
-    let path = &p.path;
+fn unmount(
+    p: &Params,
+    t: &Target,
+    lazy_fallback: bool,
+    report: &mut Report,
+) -> Result<(), Failure> {
+    let path = &t.path;
     for _ in 0..MAX_LAYERS {
-        let d = diagnose(path, &p.health_file, PROBE_LIMIT)?;
+        let d = diagnose(t, &p.health_file, PROBE_LIMIT)?;
         if d.state != State::Stale {
             if report.changed {
                 return Ok(()); // the dead layer(s) are off
@@ -605,95 +764,97 @@ fn unmount(p: &Params, lazy_fallback: bool, report: &mut Report) -> Result<(), F
                 }
             )));
         }
-        let forced = umount2(path, libc::MNT_FORCE);
-        let mut step = json!({
-            "action": "unmount",
-            "syscall": format!("umount2({}, MNT_FORCE|UMOUNT_NOFOLLOW)", path.display()),
-            "mount_id": d.mount.as_ref().map(|m| m.id),
-        });
-        match forced {
-            Ok(()) => {
-                step["result"] = "ok".into();
-                report.steps.push(step);
-                report.changed = true;
-                continue;
-            }
-            Err(e) => {
-                step["result"] = "failed".into();
-                step["errno"] = e.code.into();
-                step["error"] = e.show().into();
-                report.steps.push(step);
-                if e.code != libc::EBUSY {
-                    return Err(Failure::new(format!(
-                        "forced unmount of {} failed: {}",
-                        path.display(),
-                        e.show()
-                    )));
-                }
-            }
-        }
-        if !lazy_fallback {
-            let hs = holders(path);
-            let subs: Vec<String> = mounts::read_self()
-                .map(|t| {
-                    mounts::below(&t, path)
-                        .iter()
-                        .map(|m| m.mount_point.display().to_string())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let mut who: Vec<String> = hs
-                .iter()
-                .map(|h| format!("pid {} ({}, {})", h.pid, h.comm, h.uses.join(", ")))
-                .collect();
-            who.extend(subs.iter().map(|s| format!("mount {s}")));
-            let named = if who.is_empty() {
-                "no process or mount below it was found holding it".to_string()
-            } else {
-                format!("held by {}", who.join("; "))
-            };
-            return Err(Failure::new(format!(
-                "{} is a dead FUSE mount but busy, so the forced unmount failed, and lazy is false: \
-                 left mounted; {named}. Stop those processes (or set lazy: true) and run again",
-                path.display()
-            ))
-            .with(
-                "holders",
-                hs.iter()
-                    .map(|h| json!({"pid": h.pid, "comm": h.comm, "uses": h.uses}))
-                    .collect::<Vec<_>>(),
-            )
-            .with("submounts", subs));
-        }
-        let lazy = umount2(path, libc::MNT_DETACH);
-        let mut step = json!({
-            "action": "unmount",
-            "syscall": format!("umount2({}, MNT_DETACH|UMOUNT_NOFOLLOW)", path.display()),
-            "mount_id": d.mount.as_ref().map(|m| m.id),
-        });
-        match lazy {
-            Ok(()) => {
-                step["result"] = "ok".into();
-                report.steps.push(step);
-                report.changed = true;
-            }
-            Err(e) => {
-                step["result"] = "failed".into();
-                step["errno"] = e.code.into();
-                step["error"] = e.show().into();
-                report.steps.push(step);
+        let mount_id = d.mount.as_ref().map(|m| m.id);
+        match unmount_step(t, libc::MNT_FORCE, "MNT_FORCE", mount_id, report) {
+            Ok(()) => continue,
+            Err(e) if e.code != libc::EBUSY => {
                 return Err(Failure::new(format!(
-                    "lazy unmount of {} failed: {}",
+                    "forced unmount of {} failed: {}",
                     path.display(),
                     e.show()
-                )));
+                )))
             }
+            Err(_) => {}
+        }
+        if !lazy_fallback {
+            return Err(busy_failure(path));
+        }
+        if let Err(e) = unmount_step(t, libc::MNT_DETACH, "MNT_DETACH", mount_id, report) {
+            return Err(Failure::new(format!(
+                "lazy unmount of {} failed: {}",
+                path.display(),
+                e.show()
+            )));
         }
     }
     Err(Failure::new(format!(
         "{} still has a dead FUSE mount after taking off {MAX_LAYERS} of them; giving up",
         path.display()
     )))
+}
+
+/// One umount2 through the target's open parent directory, recorded as a step.
+fn unmount_step(
+    t: &Target,
+    flag: i32,
+    flag_name: &str,
+    mount_id: Option<u64>,
+    report: &mut Report,
+) -> Result<(), Errno> {
+    let r = umount2(&t.via(), flag);
+    let mut step = json!({
+        "action": "unmount",
+        "syscall": format!("umount2({}, {flag_name}|UMOUNT_NOFOLLOW)", t.path.display()),
+        "mount_id": mount_id,
+    });
+    match &r {
+        Ok(()) => {
+            step["result"] = "ok".into();
+            report.changed = true;
+        }
+        Err(e) => {
+            step["result"] = "failed".into();
+            step["errno"] = e.code.into();
+            step["error"] = e.show().into();
+        }
+    }
+    report.steps.push(step);
+    r
+}
+
+/// The failure for a busy dead mount with `lazy: false`: who holds it.
+fn busy_failure(path: &Path) -> Failure {
+    let hs = holders(path);
+    let subs: Vec<String> = mounts::read_self()
+        .map(|t| {
+            mounts::below(&t, path)
+                .iter()
+                .map(|m| m.mount_point.display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut who: Vec<String> = hs
+        .iter()
+        .map(|h| format!("pid {} ({}, {})", h.pid, h.comm, h.uses.join(", ")))
+        .collect();
+    who.extend(subs.iter().map(|s| format!("mount {s}")));
+    let named = if who.is_empty() {
+        "no process or mount below it was found holding it".to_string()
+    } else {
+        format!("held by {}", who.join("; "))
+    };
+    Failure::new(format!(
+        "{} is a dead FUSE mount but busy, so the forced unmount failed (`umount -f` says `target is busy.`), and lazy is false: \
+         left mounted; {named}. Stop those processes (or set lazy: true) and run again",
+        path.display()
+    ))
+    .with(
+        "holders",
+        hs.iter()
+            .map(|h| json!({"pid": h.pid, "comm": h.comm, "uses": h.uses}))
+            .collect::<Vec<_>>(),
+    )
+    .with("submounts", subs)
 }
 
 fn start(argv: &[String], limit: Duration, report: &mut Report) -> Result<(), Failure> {
@@ -707,7 +868,8 @@ fn start(argv: &[String], limit: Duration, report: &mut Report) -> Result<(), Fa
         Failure::new(format!("cannot start the filesystem: {e}"))
     })?;
     report.changed = true;
-    let mut step = out.to_json();
+    let fields = command_fields(&out);
+    let mut step = Value::Object(fields.clone());
     step["action"] = "start".into();
     step["result"] = if out.success() { "ok" } else { "failed" }.into();
     report.steps.push(step);
@@ -715,7 +877,7 @@ fn start(argv: &[String], limit: Duration, report: &mut Report) -> Result<(), Fa
         return Ok(());
     }
     let stderr = out.stderr.trim();
-    Err(Failure::new(format!(
+    let f = Failure::new(format!(
         "start command '{cmd}' {}{}",
         out.describe(),
         if stderr.is_empty() {
@@ -723,138 +885,171 @@ fn start(argv: &[String], limit: Duration, report: &mut Report) -> Result<(), Fa
         } else {
             format!(": {stderr}")
         }
-    ))
-    .with("rc", out.rc_value())
-    .with("stdout", out.stdout.clone())
-    .with("stderr", out.stderr.clone()))
+    ));
+    Err(fields.into_iter().fold(f, |f, (k, v)| f.with(&k, v)))
 }
 
-fn wait_healthy(p: &Params, report: &mut Report) -> Result<Diagnosis, Failure> {
-    let begin = Instant::now();
-    let deadline = begin + p.timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let d = diagnose(&p.path, &p.health_file, PROBE_LIMIT.min(left.max(POLL)))?;
-        let done = d.state == State::Healthy || Instant::now() >= deadline;
-        if done {
-            let ok = d.state == State::Healthy;
-            report.steps.push(json!({
-                "action": "wait",
-                "timeout": p.timeout.as_secs(),
-                "elapsed": (begin.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-                "result": if ok { "healthy" } else { "failed" },
-                "last_error": if ok { Value::Null } else { Value::from(d.error.clone()) },
-            }));
-            return Ok(d);
+/// Polls (bounded by `timeout`) until the target is healthy; records the wait as a step.
+fn wait_healthy(p: &Params, t: &Target, report: &mut Report) -> Result<Diagnosis, Failure> {
+    let mut last: Option<Result<Diagnosis, Failure>> = None;
+    let r = pve2node::wait::until(p.timeout, POLL, |left| {
+        let d = diagnose(t, &p.health_file, PROBE_LIMIT.min(left.max(POLL)));
+        let done = !matches!(&d, Ok(d) if d.state != State::Healthy);
+        last = Some(d);
+        done.then_some(())
+    });
+    let elapsed = match r {
+        Ok(((), e)) | Err(e) => e,
+    };
+    let d = last.unwrap_or_else(|| diagnose(t, &p.health_file, PROBE_LIMIT))?;
+    let ok = d.state == State::Healthy;
+    report.steps.push(json!({
+        "action": "wait",
+        "timeout": p.timeout.as_secs(),
+        "elapsed": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        "result": if ok { "healthy" } else { "failed" },
+        "last_error": if ok { Value::Null } else { Value::from(d.error.clone()) },
+    }));
+    Ok(d)
+}
+
+/// The result fields every outcome and failure carries.
+fn fields(
+    path: &Path,
+    before: &Diagnosis,
+    after: Option<&Diagnosis>,
+    steps: Value,
+) -> Vec<(&'static str, Value)> {
+    vec![
+        ("path", path.display().to_string().into()),
+        ("state_before", before.state.name().into()),
+        (
+            "state_after",
+            after.map_or(Value::Null, |a| a.state.name().into()),
+        ),
+        ("diagnosis_before", before.to_json()),
+        (
+            "diagnosis_after",
+            after.map_or(Value::Null, Diagnosis::to_json),
+        ),
+        ("actions", steps),
+    ]
+}
+
+fn fail_with(f: Failure, changed: bool, fields: Vec<(&'static str, Value)>) -> Failure {
+    fields
+        .into_iter()
+        .fold(f.with("changed", changed), |f, (k, v)| f.with(k, v))
+}
+
+fn outcome_with(o: Outcome, fields: Vec<(&'static str, Value)>) -> Outcome {
+    fields.into_iter().fold(o, |o, (k, v)| o.with(k, v))
+}
+
+/// Check mode, or nothing to do: the diagnosis and the planned actions.
+fn planned_outcome(t: &Target, before: &Diagnosis, actions: &[Action]) -> Outcome {
+    let path = t.path.display();
+    let msg = if actions.is_empty() {
+        format!("{path} is healthy")
+    } else {
+        format!(
+            "{path} is {}: would {}",
+            before.state.name(),
+            summary(actions)
+        )
+    };
+    let planned: Vec<Value> = actions.iter().map(|a| a.planned_json(&t.path)).collect();
+    outcome_with(
+        Outcome::new(!actions.is_empty(), msg),
+        fields(&t.path, before, Some(before), planned.into()),
+    )
+}
+
+/// Phase: perform the plan; the diagnosis after it, or the failure with what was done.
+fn execute(
+    p: &Params,
+    t: &Target,
+    actions: &[Action],
+    report: &mut Report,
+) -> Result<Diagnosis, Failure> {
+    let mut after = None;
+    for a in actions {
+        match a {
+            Action::Unmount { lazy_fallback } => unmount(p, t, *lazy_fallback, report)?,
+            Action::Start { argv } => start(argv, p.timeout, report)?,
+            Action::WaitHealthy { .. } => after = Some(wait_healthy(p, t, report)?),
         }
-        std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
+    }
+    match after {
+        Some(a) => Ok(a),
+        None => diagnose(t, &p.health_file, PROBE_LIMIT),
     }
 }
 
 fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
     let systemd = Path::new("/run/systemd/system").is_dir();
-    let mut p = params(&ctx.params, systemd)?;
-    // lstat of a hung FUSE mount's root blocks: bounded, falling back to the path as given.
+    let p = params(&ctx.params, systemd)?;
+    // Phase: the mount point the kernel resolves (bounded: a hung FUSE daemon in the path).
     let given = p.path.clone();
-    p.path = within(PROBE_LIMIT, move || kernel_path(&given)).unwrap_or_else(|| p.path.clone());
-    let before = diagnose(&p.path, &p.health_file, PROBE_LIMIT)?;
+    let t = within(PROBE_LIMIT, move || resolve(&given))
+        .ok_or_else(|| {
+            format!(
+                "resolving {} got no answer within {} s (a hung FUSE daemon in the path?); nothing was done",
+                p.path.display(),
+                PROBE_LIMIT.as_secs()
+            )
+        })
+        .and_then(|r| r)
+        .map_err(Failure::new)?;
+    // Phase: diagnosis and plan.
+    let before = diagnose(&t, &p.health_file, PROBE_LIMIT)?;
     let actions = plan(&before, &p);
-    let path = p.path.display().to_string();
-
-    let base = |f: Failure, before: &Diagnosis, after: Option<&Diagnosis>, r: &Report| {
-        f.with("changed", r.changed)
-            .with("path", path.clone())
-            .with("state_before", before.state.name())
-            .with(
-                "state_after",
-                after.map_or(Value::Null, |a| a.state.name().into()),
-            )
-            .with("diagnosis_before", before.to_json())
-            .with(
-                "diagnosis_after",
-                after.map_or(Value::Null, Diagnosis::to_json),
-            )
-            .with("actions", r.steps.clone())
-    };
-
+    let path = t.path.display().to_string();
     if before.state == State::Other {
-        let r = Report {
-            steps: Vec::new(),
-            changed: false,
-        };
-        return Err(base(
-            Failure::new(format!("not acting: {}", before.error)),
-            &before,
-            Some(&before),
-            &r,
+        let f = Failure::new(format!("not acting: {}", before.error));
+        return Err(fail_with(
+            f,
+            false,
+            fields(&t.path, &before, Some(&before), json!([])),
         ));
     }
-
     if ctx.check_mode || actions.is_empty() {
-        let msg = if actions.is_empty() {
-            format!("{path} is healthy")
-        } else {
-            format!(
-                "{path} is {}: would {}",
-                before.state.name(),
-                summary(&actions)
-            )
-        };
-        return Ok(Outcome::new(!actions.is_empty(), msg)
-            .with("path", path.clone())
-            .with("state_before", before.state.name())
-            .with("state_after", before.state.name())
-            .with("diagnosis_before", before.to_json())
-            .with("diagnosis_after", before.to_json())
-            .with(
-                "actions",
-                actions
-                    .iter()
-                    .map(|a| a.planned_json(&p.path))
-                    .collect::<Vec<_>>(),
+        return Ok(planned_outcome(&t, &before, &actions));
+    }
+    // Phase: execution, then the verdict.
+    let mut report = Report::default();
+    let after = match execute(&p, &t, &actions, &mut report) {
+        Ok(a) => a,
+        Err(f) => {
+            let now = diagnose(&t, &p.health_file, PROBE_LIMIT).ok();
+            let steps = std::mem::take(&mut report.steps).into();
+            return Err(fail_with(
+                f,
+                report.changed,
+                fields(&t.path, &before, now.as_ref(), steps),
             ));
-    }
-
-    let mut report = Report {
-        steps: Vec::new(),
-        changed: false,
-    };
-    let mut after = None;
-    for a in &actions {
-        let res = match a {
-            Action::Unmount { lazy_fallback } => unmount(&p, *lazy_fallback, &mut report),
-            Action::Start { argv } => start(argv, p.timeout, &mut report),
-            Action::WaitHealthy { .. } => wait_healthy(&p, &mut report).map(|d| {
-                after = Some(d);
-            }),
-        };
-        if let Err(f) = res {
-            let now = diagnose(&p.path, &p.health_file, PROBE_LIMIT).ok();
-            return Err(base(f, &before, now.as_ref(), &report));
         }
-    }
-    let after = match after {
-        Some(a) => a,
-        None => diagnose(&p.path, &p.health_file, PROBE_LIMIT)?,
     };
+    let steps = std::mem::take(&mut report.steps).into();
     if after.state != State::Healthy {
         let f = Failure::new(format!(
             "{path} is still not healthy {} s after the start: {}",
             p.timeout.as_secs(),
             after.error
         ));
-        return Err(base(f, &before, Some(&after), &report));
+        return Err(fail_with(
+            f,
+            report.changed,
+            fields(&t.path, &before, Some(&after), steps),
+        ));
     }
-    Ok(Outcome::new(
-        report.changed,
-        format!("{path} was {} and is healthy again", before.state.name()),
-    )
-    .with("path", path)
-    .with("state_before", before.state.name())
-    .with("state_after", after.state.name())
-    .with("diagnosis_before", before.to_json())
-    .with("diagnosis_after", after.to_json())
-    .with("actions", report.steps))
+    Ok(outcome_with(
+        Outcome::new(
+            report.changed,
+            format!("{path} was {} and is healthy again", before.state.name()),
+        ),
+        fields(&t.path, &before, Some(&after), steps),
+    ))
 }
 
 fn summary(actions: &[Action]) -> String {
@@ -1018,7 +1213,7 @@ mod tests {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(
             start_argv(&[], "pve-cluster", "auto", true).unwrap(),
-            s(&["systemctl", "restart", "pve-cluster"])
+            s(&["systemctl", "restart", "--", "pve-cluster"])
         );
         assert_eq!(
             start_argv(&[], "pve-cluster", "auto", false).unwrap(),
@@ -1030,17 +1225,36 @@ mod tests {
         );
         assert_eq!(
             start_argv(&[], "x", "systemd", false).unwrap(),
-            s(&["systemctl", "restart", "x"])
+            s(&["systemctl", "restart", "--", "x"])
         );
         let own = s(&["/usr/local/bin/mount-it", "--now"]);
         assert_eq!(
             start_argv(&own, "pve-cluster", "systemd", true).unwrap(),
             own
         );
-        for bad in ["", " ", "../../bin/sh", "pve cluster"] {
+        assert_eq!(
+            start_argv(&[], "pve-cluster@a:b_c.service", "systemd", false).unwrap(),
+            s(&["systemctl", "restart", "--", "pve-cluster@a:b_c.service"])
+        );
+        let long = "a".repeat(256);
+        for bad in [
+            "",
+            " ",
+            "../../bin/sh",
+            "pve cluster",
+            "--host=X",
+            "-H",
+            ".hidden",
+            "a/b",
+            "pvé",
+            "a\nb",
+            "a;b",
+            "$(x)",
+            long.as_str(),
+        ] {
             assert_eq!(
                 start_argv(&[], bad, "auto", false),
-                Err(ParamError::Service(bad.into()))
+                Err(ParamError::Service(shown(bad)))
             );
         }
         let shell = s(&["/etc/init.d/pve-cluster start"]);
@@ -1068,25 +1282,86 @@ mod tests {
     }
 
     #[test]
-    fn kernel_path_resolves_symlinks_without_entering_the_target() {
+    fn resolve_asks_the_kernel_including_dotdot_inside_a_link() {
         let base = std::env::temp_dir().join(format!("fr-kp-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
-        std::fs::create_dir_all(base.join("real/etc")).unwrap();
-        std::os::unix::fs::symlink("real/etc", base.join("etc")).unwrap();
-        // The mount point itself is a symlink (relative, with ".."), and its target is missing
-        // (as a dead mount cannot be entered): still resolved by readlink alone.
-        std::os::unix::fs::symlink("../mnt/pve", base.join("real/etc/pve")).unwrap();
+        std::fs::create_dir_all(base.join("deep/z")).unwrap();
+        std::fs::create_dir_all(base.join("deep/mnt")).unwrap();
+        std::fs::create_dir_all(base.join("mnt")).unwrap();
+        // y -> deep/z; link -> y/../mnt: the kernel goes to deep/z, then up to deep, so
+        // deep/mnt; textual `..` handling would give base/mnt.
+        std::os::unix::fs::symlink("deep/z", base.join("y")).unwrap();
+        std::os::unix::fs::symlink("y/../mnt", base.join("link")).unwrap();
         let real = std::fs::canonicalize(&base).unwrap();
+        let t = resolve(&base.join("link")).unwrap();
+        assert_eq!(t.path, real.join("deep/mnt"));
+        assert_eq!(t.name, OsString::from("mnt"));
+        assert!(t.parent.is_some());
+        // The path through the open parent reaches the same directory.
         assert_eq!(
-            kernel_path(&base.join("etc/pve")),
-            real.join("real/mnt/pve")
+            std::fs::canonicalize(t.via()).unwrap(),
+            real.join("deep/mnt")
         );
-        assert_eq!(kernel_path(&base.join("etc/x")), real.join("real/etc/x"));
-        // A loop ends without hanging.
+        // Not there: the parent is still resolved by the kernel.
+        let t = resolve(&base.join("y/nothing")).unwrap();
+        assert_eq!(t.path, real.join("deep/z/nothing"));
+        // A loop ends with the path as given (nothing to open).
         std::os::unix::fs::symlink("loop", base.join("loop")).unwrap();
-        let _ = kernel_path(&base.join("loop"));
-        assert_eq!(kernel_path(Path::new("/")), PathBuf::from("/"));
+        assert!(resolve(&base.join("loop")).is_ok());
+        assert_eq!(resolve(Path::new("/")).unwrap().path, PathBuf::from("/"));
+        // Nothing is mounted at a plain directory.
+        let table = mounts::read_self().unwrap();
+        assert_eq!(resolve(&base.join("mnt")).unwrap().mount(&table), None);
         let _ = std::fs::remove_dir_all(&base);
+    }
+
+    /// Once resolved, the target is reached through its open parent directory: a parent
+    /// swapped for a symlink to another tree afterwards (what another user with write access
+    /// to the grandparent could do) does not redirect it.
+    #[test]
+    fn a_parent_swapped_after_the_resolution_does_not_redirect() {
+        let base = std::env::temp_dir().join(format!("fr-swap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("a/mnt")).unwrap();
+        std::fs::create_dir_all(base.join("evil/mnt")).unwrap();
+        std::fs::write(base.join("a/mnt/mine"), "").unwrap();
+        let real = std::fs::canonicalize(&base).unwrap();
+        let t = resolve(&base.join("a/mnt")).unwrap();
+        std::fs::rename(base.join("a"), base.join("a-old")).unwrap();
+        std::os::unix::fs::symlink("evil", base.join("a")).unwrap();
+        // The string path now leads elsewhere; the target does not.
+        assert!(!base.join("a/mnt/mine").exists());
+        assert!(t.via().join("mine").exists());
+        assert_eq!(
+            std::fs::canonicalize(t.via()).unwrap(),
+            real.join("a-old/mnt")
+        );
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn long_values_are_cut_in_messages() {
+        assert_eq!(shown("pve-cluster"), "pve-cluster");
+        let long = "é".repeat(5000);
+        let s = shown(&long);
+        assert!(s.starts_with(&"é".repeat(100)), "{s}");
+        assert!(s.ends_with("… (10000 bytes in all)"), "{s}");
+        assert!(s.chars().count() < 130);
+        let msg = start_argv(&[], &long, "systemd", true)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.len() < 600, "{}", msg.len());
+    }
+
+    #[test]
+    fn mnt_id_from_fdinfo() {
+        assert_eq!(
+            parse_mnt_id("pos:\t0\nflags:\t012000000\nmnt_id:\t119\nino:\t1\n"),
+            Some(119)
+        );
+        assert_eq!(parse_mnt_id("pos: 0\n"), None);
+        let f = open_path(Path::new("/"), 0).unwrap();
+        assert!(mount_id(&f).is_some());
     }
 
     #[test]
