@@ -1,7 +1,8 @@
 #!/bin/bash
 # The pve2node two-node lab: two "Proxmox nodes" on this machine, each a network namespace plus
-# its own mount and UTS namespace, running real corosync 3, a pve-cluster stand-in (/etc/pve as
-# a FUSE mount that goes read-only without quorum), a pvecm stand-in and sshd (for Ansible).
+# its own mount and UTS namespace, running real corosync 3, a pve-cluster/pmxcfs stand-in
+# (/etc/pve as a FUSE filesystem with PVE 8.1.3 pmxcfs's semantics), a pvecm stand-in and sshd
+# (for Ansible). Needs python3-fusepy and socat besides scripts/setup.sh's packages.
 #
 #   tests/lab/lab.sh up | down | status
 #   tests/lab/lab.sh exec NODE CMD...        run CMD inside NODE (pve1|pve2|tartanpion|bismuth)
@@ -9,7 +10,8 @@
 #   tests/lab/lab.sh kill-fuse NODE          SIGKILL the node's FUSE (pmxcfs) process: stale /etc/pve
 #   tests/lab/lab.sh stop-corosync NODE | start-corosync NODE | kill-corosync NODE (SIGKILL)
 #   tests/lab/lab.sh wait NODE COND [TIMEOUT_S]   COND: quorate | blocked | members=N | rw | ro |
-#                                            healthy | stale | unmounted (default timeout 30 s)
+#                                            healthy | stale | unmounted (default timeout 30 s;
+#                                            rw/ro: pmxcfs's quorum, /etc/pve 0755 or 0555)
 #   tests/lab/lab.sh ssh NODE CMD...         a fresh key login from the controller (no ControlPersist)
 #   tests/lab/lab.sh ssh-reset               end the ssh masters Ansible keeps (ControlPersist)
 #   tests/lab/lab.sh ansible ARGS... | ansible-playbook ARGS...   the venv's tools against the lab
