@@ -103,13 +103,22 @@ check_eq "the file stays at 1 MiB" 1048576 "$(n1 stat -c %s /etc/pve/sem.big)"
 run_rc out err rc pve1 install -m 0640 /etc/hostname /etc/pve/sem.inst
 check_has "install -m 0640 fails (its fchmod 0600 first)" "Operation not permitted" "$err"
 check "sed -i works (mkstemp, fchmod 0640, rename)" n1 sed -i 's/x/y/' /etc/pve/sem.txt
+run_rc out err rc pve1 cp -p /etc/hostname /etc/pve/sem.cpp
+check_has "cp -p fails (ownership)" "failed to preserve ownership" "$err"
+check "plain cp works" n1 cp /etc/hostname /etc/pve/sem.cp
+check_eq "setxattr: EOPNOTSUPP" EOPNOTSUPP "$(n1 /usr/bin/python3 -c '
+import errno, os
+try:
+    os.setxattr("/etc/pve/sem.txt", "user.lab", b"1"); print("ok")
+except OSError as e:
+    print("EOPNOTSUPP" if e.errno == errno.EOPNOTSUPP else errno.errorcode[e.errno])')"
 check_eq "/etc/pve/local -> nodes/tartanpion" "nodes/tartanpion" "$(n1 readlink /etc/pve/local)"
 check_eq "bismuth's /etc/pve/local -> nodes/bismuth" "nodes/bismuth" "$(n2 readlink /etc/pve/local)"
 check "/etc/pve/local is a usable path" n1 bash -c 'echo l >/etc/pve/local/sem.txt && test -s /etc/pve/nodes/tartanpion/sem.txt'
 check_has ".members: nodename" '"nodename": "tartanpion"' "$(n1 cat /etc/pve/.members)"
 run_rc out err rc pve1 bash -c 'echo x >/etc/pve/.members'
 check_has ".members is read-only" "Permission denied" "$err"
-n1 rm -f /etc/pve/sem.big /etc/pve/sem.txt /etc/pve/local/sem.txt /etc/pve/priv/sem.key
+n1 rm -f /etc/pve/sem.big /etc/pve/sem.txt /etc/pve/local/sem.txt /etc/pve/priv/sem.key /etc/pve/sem.cp /etc/pve/sem.cpp /etc/pve/sem.inst
 
 echo "-- pvecm create on tartanpion, and the readiness window after it"
 t0=$EPOCHREALTIME
@@ -319,14 +328,14 @@ check_eq "without quorum: modes 0555 / 0440" "555 440" "$(n1 stat -c %a /etc/pve
 # shellcheck disable=SC2012 # names only
 shm_dead() { n2 ls /dev/shm | grep -cE -- "^qb-(corosync-)?$dead_cs-" || true; }
 check "the killed corosync left its files in bismuth's /dev/shm (blackbox, rings)" test "$(shm_dead)" -gt 0
+t0=$EPOCHREALTIME
 "$L" start-corosync pve2 >/dev/null
 check_eq "start-corosync removed the dead corosync's /dev/shm files" 0 "$(shm_dead)"
-t0=$EPOCHREALTIME
 check "both quorate again after bismuth's corosync restart" wait_for 30 bash -c "[[ \$('$L' exec pve1 timeout 5 corosync-quorumtool -s 2>&1) == *'Nodes:            2'* ]]"
 check_eq "bismuth: corosync quorate but /etc/pve still read-only after its corosync restarted" "0 ro" "$(qrc pve2) $(pve_mode pve2)"
 if wait_for 15 pve_rw pve2; then
   t_restart=$(elapsed "$t0")
-  ok "bismuth: /etc/pve writable ${t_restart} s after its corosync restarted"
+  ok "bismuth: /etc/pve writable ${t_restart} s after its corosync was started"
 else
   t_restart=timeout
   bad "bismuth: /etc/pve writable within 15 s after its corosync restarted"
