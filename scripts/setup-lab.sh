@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What the lab, the demo and the tests need on a Debian bookworm machine, as root (never on a
-# user's controller): Debian packages for the lab nodes (corosync, bindfs, fuse3, sshd, netcat,
+# user's controller): Debian packages for the lab nodes (corosync, python3-fusepy for the pmxcfs
+# stand-in, socat for the ssh relay, bindfs and fuse3 for the FUSE tests, sshd, netcat,
 # iproute2 …), qemu-user-static (runs the aarch64 binaries in tests/collection.sh), and
 # corosync-qnetd + corosync-qdevice for the QDevice tests. Package scripts are kept from starting
 # corosync, sshd or qnetd here, and the QDevice packages are installed inside a private mount
@@ -8,7 +9,7 @@
 # /etc/corosync/qnetd and /etc/corosync/qdevice): this machine's /etc/corosync stays as it was.
 # Idempotent.
 set -euo pipefail
-pkgs=(corosync bindfs fuse3 openssh-server openssh-client netcat-openbsd iproute2 procps util-linux psmisc
+pkgs=(corosync bindfs fuse3 python3-fusepy socat openssh-server openssh-client netcat-openbsd iproute2 procps util-linux psmisc
   qemu-user-static file binutils corosync-qnetd corosync-qdevice)
 missing=()
 for p in "${pkgs[@]}"; do
