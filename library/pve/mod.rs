@@ -2,4 +2,5 @@
 
 pub mod cluster_conf;
 pub mod corosync_conf;
+pub mod links;
 pub mod status;
