@@ -1316,6 +1316,11 @@ impl Sb {
     }
 }
 
+/// This node's interface addresses for the link pre-flight (instead of the machine's own).
+fn addrs(list: &str) -> [(&'static str, String); 1] {
+    [("PVE2NODE_LOCAL_ADDRS", list.to_string())]
+}
+
 const PVE9: &str = "pve-manager/9.1.6/71482d1833ded40a (running kernel: 6.17.2-1-pve)";
 
 #[test]
@@ -1368,10 +1373,11 @@ fn create_pve9_with_two_links_and_token_coefficient() {
         .pveversion(PVE9)
         .after(fx!("pve8/pvecm-status-single.txt"), "\nMembership information\n----------------------\n    Nodeid      Votes Name\n         1          1 alpha (local)\n");
     let args = json!({"name": "lab", "link0": "address=10.99.0.1,priority=20", "link1": "address=10.98.0.1,priority=10", "token_coefficient": 125});
-    let v = sb.run(json!({"name": "lab", "link0": "address=10.99.0.1,priority=20", "link1": "address=10.98.0.1,priority=10", "token_coefficient": 125, "_ansible_check_mode": true}));
+    let env = addrs("10.99.0.1,10.98.0.1");
+    let v = sb.run_env(json!({"name": "lab", "link0": "address=10.99.0.1,priority=20", "link1": "address=10.98.0.1,priority=10", "token_coefficient": 125, "_ansible_check_mode": true}), &env);
     assert!(!failed(&v) && v["changed"] == json!(true), "{v}");
     assert!(sb.changing_calls().is_empty());
-    let v = sb.run(args);
+    let v = sb.run_env(args.clone(), &env);
     assert!(!failed(&v), "{v}");
     assert_eq!(
         sb.changing_calls(),
@@ -1408,7 +1414,7 @@ fn token_coefficient_before_pve_9_1_and_links_on_old_eras_are_refused() {
         ),
     ] {
         let sb = Sb::new(era, "alpha", HOSTS_ALPHA).pveversion(ver);
-        let v = sb.run(args.clone());
+        let v = sb.run_env(args.clone(), &addrs("10.99.0.1,10.98.0.1,10.97.0.1"));
         assert!(failed(&v), "{args}: {v}");
         assert!(msg(&v).contains(want), "{args}: {}", msg(&v));
         assert!(sb.changing_calls().is_empty(), "{:?}", sb.changing_calls());
@@ -1417,8 +1423,9 @@ fn token_coefficient_before_pve_9_1_and_links_on_old_eras_are_refused() {
     let sb = Sb::new("pve5", "alpha", HOSTS_ALPHA)
         .pveversion("pve-manager/5.4-13/aee6f0ec (running kernel: 4.15.18-20-pve)")
         .change("", "", 0);
-    let v = sb.run(
+    let v = sb.run_env(
         json!({"name": "lab", "link0": "10.99.0.1", "ring1_addr": "10.98.0.1", "wait": false}),
+        &addrs("10.99.0.1,10.98.0.1"),
     );
     assert!(!failed(&v), "{v}");
     assert_eq!(
@@ -1436,7 +1443,10 @@ fn join_pve9_passes_every_link_and_explains_a_refusal_for_fewer() {
             fx!("pve8/pvecm-nodes.txt"),
         )
         .change(fx!("errors/pve8-join-success.txt"), "", 0);
-    let v = sb.run(json!({"name": "lab", "peer": "10.99.0.1", "link0": "10.99.0.2", "link1": "10.98.0.2", "use_ssh": true}));
+    let v = sb.run_env(
+        json!({"name": "lab", "peer": "10.99.0.1", "link0": "10.99.0.2", "link1": "10.98.0.2", "use_ssh": true}),
+        &addrs("10.99.0.2,10.98.0.2"),
+    );
     assert!(!failed(&v), "{v}");
     assert_eq!(
         sb.changing_calls(),
@@ -1466,4 +1476,26 @@ fn era_detection_pve9() {
     let v = sb.run(json!({"state": "info"}));
     assert_eq!(v["cluster"]["era"], json!("corosync3"), "{v}");
     assert_eq!(v["cluster"]["name"], json!("lab"));
+}
+
+#[test]
+fn link1_not_on_this_node_fails_the_preflight_and_runs_nothing() {
+    let sb = Sb::new("pve8", "beta", HOSTS_ALPHA).pveversion(PVE9);
+    let v = sb.run_env(
+        json!({"name": "lab", "peer": "10.99.0.1", "link0": "10.99.0.2", "link1": "10.98.0.2", "use_ssh": true}),
+        &addrs("10.99.0.2"),
+    );
+    assert!(failed(&v), "{v}");
+    assert_eq!(
+        msg(&v),
+        "link1 10.98.0.2 is not configured on any interface of this node: give this node's own address on that network (or bring the interface up first)"
+    );
+    assert!(sb.changing_calls().is_empty());
+    // in check mode: a warning, the plan still shows the command
+    let v = sb.run_env(
+        json!({"name": "lab", "peer": "10.99.0.1", "link0": "10.99.0.2", "link1": "10.98.0.2", "use_ssh": true, "_ansible_check_mode": true}),
+        &addrs("10.99.0.2"),
+    );
+    assert!(!failed(&v) && v["changed"] == json!(true), "{v}");
+    assert!(v["warnings"].to_string().contains("link1 10.98.0.2"), "{v}");
 }

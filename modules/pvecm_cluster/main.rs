@@ -84,6 +84,8 @@ const HOOK_COROSYNC_DIR: &str = "PVE2NODE_COROSYNC_DIR";
 const HOOK_CLUSTER_CONF: &str = "PVE2NODE_CLUSTER_CONF";
 /// This node's /etc/pve.
 const HOOK_ETC_PVE: &str = "PVE2NODE_ETC_PVE";
+/// This node's interface addresses (comma-separated) instead of getifaddrs.
+const HOOK_LOCAL_ADDRS: &str = "PVE2NODE_LOCAL_ADDRS";
 
 /// Timeout of one read-only command (`status`, `nodes`, `pveversion`).
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -571,7 +573,13 @@ fn read_local(env: &Env) -> Local {
         hostname: env.hostname.clone(),
         hosts_file: env.hosts_file.to_string_lossy().into_owned(),
         hosts,
-        addrs: local_addrs(),
+        addrs: match protocol::test_hook(HOOK_LOCAL_ADDRS) {
+            Some(list) => list
+                .split(',')
+                .filter_map(|a| a.trim().parse().ok())
+                .collect(),
+            None => local_addrs(),
+        },
     }
 }
 
@@ -627,6 +635,10 @@ fn preflight(c: Change<'_>, local: &Local) -> Vec<Check> {
         let addr = link0_address(l);
         link_ip = resolve(local, addr);
         out.push(check_link0(short.as_deref(), addr, host_ip, link_ip, local));
+    }
+    let mut seen: Vec<(u32, IpAddr)> = link_ip.map(|ip| vec![(0, ip)]).unwrap_or_default();
+    for (k, v) in &c.node.links {
+        out.push(check_link_local(*k, link0_address(v), local, &mut seen));
     }
     if let Some(p) = c.peer {
         out.push(check_peer(
@@ -699,6 +711,44 @@ fn check_link0(
             "this node's hostname '{h}' does not resolve to link0 {lip}: pin it to {lip} (run hosts_pin first)"
         )),
     }
+}
+
+const LINK_CHECKS: [&str; 8] = [
+    "link0_is_local",
+    "link1_is_local",
+    "link2_is_local",
+    "link3_is_local",
+    "link4_is_local",
+    "link5_is_local",
+    "link6_is_local",
+    "link7_is_local",
+];
+
+/// A link beyond link0: its address is on one of this node's interfaces (pvecm refuses it
+/// otherwise, after the join started), and no other link of this node has it.
+fn check_link_local(k: u32, addr: &str, local: &Local, seen: &mut Vec<(u32, IpAddr)>) -> Check {
+    let n = LINK_CHECKS
+        .get(k as usize)
+        .copied()
+        .unwrap_or("link_is_local");
+    let file = &local.hosts_file;
+    let Some(ip) = resolve(local, addr) else {
+        return Check::new(n, false, format!(
+            "link{k} '{addr}' is not an IP address and has no entry in {file}: give link{k} as an address"
+        ));
+    };
+    if let Some((other, _)) = seen.iter().find(|(_, x)| *x == ip) {
+        return Check::new(n, false, format!(
+            "link{k} {ip} is also this node's link{other} address: each corosync link needs its own address (another network)"
+        ));
+    }
+    seen.push((k, ip));
+    if !local.addrs.is_empty() && !local.addrs.contains(&ip) {
+        return Check::new(n, false, format!(
+            "link{k} {ip} is not configured on any interface of this node: give this node's own address on that network (or bring the interface up first)"
+        ));
+    }
+    Check::new(n, true, format!("link{k} {ip} is an address of this node"))
 }
 
 /// The peer is not this node (its name, its addresses).
@@ -2403,6 +2453,38 @@ mod tests {
         assert_eq!(minor_of("9.1.6"), Some(1));
         assert_eq!(minor_of("3.4-11"), Some(4));
         assert_eq!(minor_of("9"), None);
+    }
+
+    #[test]
+    fn preflight_checks_extra_links() {
+        let mut n = node();
+        n.link0 = Some("10.99.0.1".into());
+        n.links = vec![(1, "address=10.98.0.1,priority=5".into())];
+        let mut l = local("10.99.0.1 alpha\n", "alpha");
+        l.addrs.push("10.99.0.1".parse().unwrap());
+        let c = preflight(create(&n), &l);
+        let one = c.iter().find(|c| c.name == "link1_is_local").unwrap();
+        assert!(
+            !one.ok && one.msg.contains("not configured on any interface"),
+            "{}",
+            one.msg
+        );
+        l.addrs.push("10.98.0.1".parse().unwrap());
+        let c = preflight(create(&n), &l);
+        assert!(c.iter().all(|c| c.ok), "{c:?}");
+        n.links[0].1 = "10.99.0.1".into();
+        let c = preflight(create(&n), &l);
+        let one = c.iter().find(|c| c.name == "link1_is_local").unwrap();
+        assert!(
+            one.msg.contains("also this node's link0 address"),
+            "{}",
+            one.msg
+        );
+        n.links[0].1 = "nowhere".into();
+        let c = preflight(create(&n), &l);
+        assert!(c
+            .iter()
+            .any(|c| !c.ok && c.msg.starts_with("link1 'nowhere' is not an IP")));
     }
 
     #[test]
