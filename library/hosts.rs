@@ -35,15 +35,6 @@ pub fn lookup(text: &str, name: &str) -> Option<IpAddr> {
         .and_then(Line::ip)
 }
 
-/// Every address given to `name`, in file order (what glibc returns with `multi on`).
-pub fn lookup_all(text: &str, name: &str) -> Vec<IpAddr> {
-    parse(text)
-        .iter()
-        .filter(|l| l.has_name(name))
-        .filter_map(Line::ip)
-        .collect()
-}
-
 /// Parses an address as glibc's `inet_pton` does for a hosts line: IPv6 first, then IPv4
 /// dotted quad (no leading zeros, no shorthand like `127.1`, no `%scope`).
 pub fn parse_ip(s: &str) -> Option<IpAddr> {
@@ -51,16 +42,6 @@ pub fn parse_ip(s: &str) -> Option<IpAddr> {
         return Some(IpAddr::V6(v6));
     }
     s.parse::<Ipv4Addr>().ok().map(IpAddr::V4)
-}
-
-/// True for IPv4 addresses (dotted quad).
-pub fn is_ipv4(s: &str) -> bool {
-    s.parse::<Ipv4Addr>().is_ok()
-}
-
-/// True for IPv6 addresses (RFC 4291 text forms, including `::ffff:1.2.3.4`).
-pub fn is_ipv6(s: &str) -> bool {
-    s.parse::<Ipv6Addr>().is_ok()
 }
 
 /// Loopback: 127.0.0.0/8, `::1`, and IPv4-mapped `::ffff:127.x.y.z`.
@@ -249,14 +230,14 @@ impl<'a> Line<'a> {
         s
     }
 
-    /// The names left after removing every name in `remove` (case-insensitive). The separator
-    /// before a removed name goes with it, except for the first name, whose separator from the
-    /// address stays (the next name takes it), so the line keeps its column layout.
-    pub fn names_without(&self, remove: &[&str]) -> Vec<Field<'a>> {
+    /// The names left after removing every name `remove` accepts (a set lookup when there are
+    /// many). The separator before a removed name goes with it, except for the first name, whose
+    /// separator from the address stays (the next name takes it), so the line keeps its layout.
+    pub fn names_without_by(&self, remove: impl Fn(&str) -> bool) -> Vec<Field<'a>> {
         let mut out: Vec<Field<'a>> = Vec::with_capacity(self.names.len());
         let mut lead_sep: Option<&'a str> = None;
         for f in &self.names {
-            if remove.iter().any(|r| f.name.eq_ignore_ascii_case(r)) {
+            if remove(f.name) {
                 if out.is_empty() && lead_sep.is_none() {
                     lead_sep = Some(f.sep);
                 }

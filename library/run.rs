@@ -1,8 +1,11 @@
 //! Running commands: by argv only (never through a shell), stdin closed, no controlling
 //! terminal (a new session, so a program that would prompt on /dev/tty fails instead of
-//! hanging), output captured, and a timeout that kills the whole process group.
+//! hanging), output captured but bounded (the last [`KEEP`] bytes of each stream, with a count
+//! of what was dropped, so a flooding child never exhausts memory), and a timeout that kills
+//! the whole process group.
 
 use serde_json::{json, Value};
+use std::collections::VecDeque;
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
@@ -10,12 +13,29 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// How many bytes of each of stdout and stderr are kept (the last ones).
+pub const KEEP: usize = 64 * 1024;
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RunError {
     #[error("no command given")]
     Empty,
     #[error("cannot run {cmd}: {reason}")]
-    Spawn { cmd: String, reason: String },
+    Spawn {
+        cmd: String,
+        reason: String,
+        errno: Option<i32>,
+    },
+}
+
+impl RunError {
+    /// The errno of the failed spawn (`ENOENT`, `EACCES`…), when there is one.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            RunError::Spawn { errno, .. } => *errno,
+            RunError::Empty => None,
+        }
+    }
 }
 
 /// What a finished (or killed) command left.
@@ -25,8 +45,12 @@ pub struct Output {
     /// Exit status; `None` when killed by a signal (see `signal`) or by the timeout.
     pub rc: Option<i32>,
     pub signal: Option<i32>,
+    /// The last [`KEEP`] bytes written to stdout (after a note when more was dropped).
     pub stdout: String,
     pub stderr: String,
+    /// Bytes of stdout / stderr dropped before the kept tail (0 when all was kept).
+    pub stdout_dropped: u64,
+    pub stderr_dropped: u64,
     pub timed_out: bool,
     pub elapsed: Duration,
 }
@@ -47,15 +71,23 @@ impl Output {
     pub fn cmdline(&self) -> String {
         self.argv.join(" ")
     }
-    /// `{cmd, rc, stdout, stderr}` for a module result.
+    /// `{cmd, rc, stdout, stderr}` for a module result; `stdout_dropped` / `stderr_dropped`
+    /// are added when a stream was cut.
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "cmd": self.argv,
             "rc": self.rc_value(),
             "stdout": self.stdout,
             "stderr": self.stderr,
             "timed_out": self.timed_out,
-        })
+        });
+        if self.stdout_dropped > 0 {
+            v["stdout_dropped"] = self.stdout_dropped.into();
+        }
+        if self.stderr_dropped > 0 {
+            v["stderr_dropped"] = self.stderr_dropped.into();
+        }
+        v
     }
     /// One line about how it ended, for `msg` texts.
     pub fn describe(&self) -> String {
@@ -87,11 +119,52 @@ impl Default for Options {
     }
 }
 
-/// Reads a pipe to its end in a thread, into a buffer shared with the caller (so what was
-/// read so far can be taken even while a left-behind daemon keeps the pipe open); the
+/// The tail of a stream: at most [`KEEP`] bytes, and how many were dropped before them.
+#[derive(Default)]
+struct Tail {
+    kept: VecDeque<u8>,
+    dropped: u64,
+}
+
+impl Tail {
+    fn push(&mut self, bytes: &[u8]) {
+        let bytes = if bytes.len() > KEEP {
+            self.dropped += (bytes.len() - KEEP) as u64;
+            &bytes[bytes.len() - KEEP..]
+        } else {
+            bytes
+        };
+        let over = (self.kept.len() + bytes.len()).saturating_sub(KEEP);
+        self.kept.drain(..over);
+        self.dropped += over as u64;
+        self.kept.extend(bytes);
+    }
+    /// The kept text, after a note saying how much was dropped (if any).
+    fn text(&self) -> (String, u64) {
+        let (a, b) = self.kept.as_slices();
+        let mut bytes = Vec::with_capacity(a.len() + b.len());
+        bytes.extend_from_slice(a);
+        bytes.extend_from_slice(b);
+        let mut s = String::new();
+        if self.dropped > 0 {
+            s = format!(
+                "[pve2node: {} bytes of output dropped, the last {} follow]\n",
+                self.dropped,
+                bytes.len()
+            );
+        }
+        s.push_str(&String::from_utf8_lossy(&bytes));
+        (s, self.dropped)
+    }
+}
+
+type Shared = (Arc<Mutex<Tail>>, Receiver<()>);
+
+/// Reads a pipe to its end in a thread, keeping its tail in a buffer shared with the caller (so
+/// what was read so far can be taken even while a left-behind daemon keeps the pipe open); the
 /// receiver gets a message at end of file.
-fn reader<R: Read + Send + 'static>(r: Option<R>) -> (Arc<Mutex<Vec<u8>>>, Receiver<()>) {
-    let buf = Arc::new(Mutex::new(Vec::new()));
+fn reader<R: Read + Send + 'static>(r: Option<R>) -> Shared {
+    let buf = Arc::new(Mutex::new(Tail::default()));
     let (tx, rx) = mpsc::channel();
     let shared = Arc::clone(&buf);
     std::thread::spawn(move || {
@@ -102,7 +175,7 @@ fn reader<R: Read + Send + 'static>(r: Option<R>) -> (Arc<Mutex<Vec<u8>>>, Recei
                     break;
                 }
                 if let Ok(mut b) = shared.lock() {
-                    b.extend_from_slice(&chunk[..n]);
+                    b.push(&chunk[..n]);
                 }
             }
         }
@@ -111,11 +184,10 @@ fn reader<R: Read + Send + 'static>(r: Option<R>) -> (Arc<Mutex<Vec<u8>>>, Recei
     (buf, rx)
 }
 
-/// Waits at most `grace` for a reader to reach end of file, then takes what it read.
-fn collect(reader: (Arc<Mutex<Vec<u8>>>, Receiver<()>), grace: Duration) -> String {
+/// Waits at most `grace` for a reader to reach end of file, then takes what it kept.
+fn collect(reader: Shared, grace: Duration) -> (String, u64) {
     let _ = reader.1.recv_timeout(grace);
-    let bytes = reader.0.lock().map(|b| b.clone()).unwrap_or_default();
-    String::from_utf8_lossy(&bytes).into_owned()
+    reader.0.lock().map(|b| b.text()).unwrap_or_default()
 }
 
 /// Runs `argv` with stdin closed, in a new session, and waits at most `opts.timeout`; on
@@ -147,6 +219,7 @@ pub fn run_with(argv: &[String], opts: &Options) -> Result<Output, RunError> {
     let mut child = cmd.spawn().map_err(|e| RunError::Spawn {
         cmd: prog.clone(),
         reason: crate::io_reason(&e),
+        errno: e.raw_os_error(),
     })?;
     let pid = child.id() as libc::pid_t;
     let out_r = reader(child.stdout.take());
@@ -176,8 +249,8 @@ pub fn run_with(argv: &[String], opts: &Options) -> Result<Output, RunError> {
             .saturating_sub(start.elapsed())
             .clamp(Duration::from_millis(100), Duration::from_millis(500))
     };
-    let stdout = collect(out_r, grace);
-    let stderr = collect(err_r, grace);
+    let (stdout, stdout_dropped) = collect(out_r, grace);
+    let (stderr, stderr_dropped) = collect(err_r, grace);
     Ok(Output {
         argv: argv.to_vec(),
         rc: if timed_out {
@@ -192,6 +265,8 @@ pub fn run_with(argv: &[String], opts: &Options) -> Result<Output, RunError> {
         },
         stdout,
         stderr,
+        stdout_dropped,
+        stderr_dropped,
         timed_out,
         elapsed: start.elapsed(),
     })
@@ -307,9 +382,51 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_is_cut_to_its_tail_and_says_so() {
+        // 64 MiB on stdout, a little on stderr: the run ends, memory stays bounded.
+        let o = run(
+            &argv(&[
+                "sh",
+                "-c",
+                "head -c 67108864 /dev/zero | tr '\\0' x; echo; echo END; echo err >&2",
+            ]),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        assert_eq!(o.rc, Some(0), "{}", o.describe());
+        let total = 67_108_864 + "\nEND\n".len() as u64;
+        assert_eq!(o.stdout_dropped, total - KEEP as u64);
+        let note = format!(
+            "[pve2node: {} bytes of output dropped, the last {KEEP} follow]\n",
+            total - KEEP as u64
+        );
+        assert!(o.stdout.starts_with(&note), "{}", &o.stdout[..80]);
+        assert_eq!(o.stdout.len(), note.len() + KEEP);
+        assert!(o.stdout.ends_with("xxx\nEND\n"));
+        assert_eq!((o.stderr.as_str(), o.stderr_dropped), ("err\n", 0));
+        let j = o.to_json();
+        assert_eq!(j["stdout_dropped"], total - KEEP as u64);
+        assert!(j.get("stderr_dropped").is_none());
+    }
+
+    #[test]
+    fn tail_keeps_the_last_bytes_across_pushes() {
+        let mut t = Tail::default();
+        for i in 0..3 * KEEP / 1000 {
+            t.push(format!("{:0999}\n", i).as_bytes());
+        }
+        t.push(&vec![b'y'; KEEP + 5]);
+        let (s, dropped) = t.text();
+        assert_eq!(dropped, (3 * KEEP / 1000 * 1000 + 5) as u64);
+        assert!(s.ends_with(&"y".repeat(KEEP)));
+        assert_eq!(t.kept.len(), KEEP);
+    }
+
+    #[test]
     fn missing_program_is_an_error() {
         let e = run(&argv(&["/nonexistent/prog"]), Duration::from_secs(1)).unwrap_err();
         assert!(matches!(e, RunError::Spawn { .. }));
+        assert_eq!(e.errno(), Some(libc::ENOENT));
         assert!(e.to_string().contains("/nonexistent/prog"));
         assert_eq!(
             run(&[], Duration::from_secs(1)).unwrap_err(),

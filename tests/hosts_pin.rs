@@ -343,16 +343,15 @@ fn refused_parameters_leave_the_file_byte_identical() {
 #[test]
 fn refused_files_are_left_untouched() {
     let dir = TempDir::new("hp-files");
-    // Not text: a NUL byte, invalid UTF-8.
-    for (name, bytes) in [
-        ("nul", b"127.0.0.1 localhost\n\0\n".to_vec()),
-        ("latin1", b"127.0.0.1 localhost # caf\xe9\n".to_vec()),
-    ] {
-        let p = dir.write(name, &bytes);
-        let r = run_bounded(&args(&p, json!({"backup": true})), false);
-        assert_refused(&r, "is not valid UTF-8 text; refusing to edit it");
-        assert_eq!(fs::read(&p).unwrap(), bytes);
-    }
+    // Not a hosts file: a NUL byte.
+    let bytes = b"127.0.0.1 localhost\n\0\n".to_vec();
+    let p = dir.write("nul", &bytes);
+    let r = run_bounded(&args(&p, json!({"backup": true})), false);
+    assert_refused(
+        &r,
+        "contains a NUL byte, so it is not a hosts file; refusing to edit it",
+    );
+    assert_eq!(fs::read(&p).unwrap(), bytes);
     // A directory.
     let sub = dir.join("sub");
     fs::create_dir(&sub).unwrap();
@@ -376,7 +375,60 @@ fn refused_files_are_left_untouched() {
     assert_refused(&r, "is not a regular file");
     let mut names = strays(dir.path(), &[]);
     names.sort();
-    assert_eq!(names, ["fifo", "latin1", "nul", "sub"]);
+    assert_eq!(names, ["fifo", "nul", "sub"]);
+}
+
+#[test]
+fn latin1_comment_is_edited_and_kept_byte_exact() {
+    // pvecm_cluster reads such a file; hosts_pin edits it (names and addresses are ASCII, a
+    // comment may hold any bytes).
+    let dir = TempDir::new("hp-latin1");
+    let bytes =
+        b"127.0.0.1 localhost # caf\xe9 \xa9 2009\n87.37.23.91 tartanpion.elao.local tartanpion\n";
+    let p = dir.write("hosts", bytes);
+    let r = run_bounded(&args(&p, json!({"backup": true})), false);
+    assert!(r.changed() && !r.failed(), "{}", r.stdout);
+    let mut want =
+        b"127.0.0.1 localhost # caf\xe9 \xa9 2009\n87.37.23.91 tartanpion.elao.local\n".to_vec();
+    want.extend_from_slice(b"172.16.0.1 tartanpion\n");
+    assert_eq!(fs::read(&p).unwrap(), want);
+    let backup = r.json["backup_file"].as_str().unwrap();
+    assert_eq!(
+        fs::read(backup).unwrap(),
+        bytes,
+        "the backup is byte-exact too"
+    );
+    let again = run_bounded(&args(&p, json!({})), false);
+    assert!(!again.changed() && !again.failed(), "{}", again.stdout);
+}
+
+#[test]
+fn a_directory_others_can_write_is_refused() {
+    // As sshd's StrictModes: another user could swap the file between read and write.
+    let dir = TempDir::new("hp-strict");
+    let sub = dir.join("shared");
+    fs::create_dir(&sub).unwrap();
+    let hosts = sub.join("hosts");
+    fs::write(&hosts, SEED).unwrap();
+    for mode in [0o777, 0o757] {
+        fs::set_permissions(&sub, fs::Permissions::from_mode(mode)).unwrap();
+        let r = run_bounded(&args(&hosts, json!({})), false);
+        assert_refused(
+            &r,
+            &format!(
+                "refusing to edit {}: its directory {} is writable by every user and has no sticky bit, so another user could swap the file",
+                hosts.display(),
+                sub.display()
+            ),
+        );
+        assert_eq!(read(&hosts), SEED);
+    }
+    // With the sticky bit (as /tmp), or writable by its owner only, it is edited.
+    fs::set_permissions(&sub, fs::Permissions::from_mode(0o1777)).unwrap();
+    let r = run_bounded(&args(&hosts, json!({})), false);
+    assert!(r.changed() && !r.failed(), "{}", r.stdout);
+    assert_eq!(read(&hosts), SEED_AFTER);
+    fs::set_permissions(&sub, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 #[test]

@@ -3,4 +3,5 @@
 pub mod cluster_conf;
 pub mod corosync_conf;
 pub mod links;
+pub mod qdevice;
 pub mod status;

@@ -645,57 +645,17 @@ fn output_text(o: &run::Output) -> String {
     s
 }
 
-/// A fresh private directory (0700, unpredictable name, made by mkdtemp) under TMPDIR.
-fn private_temp_dir() -> Result<PathBuf, String> {
-    use std::os::unix::ffi::OsStringExt;
-    let template = std::env::temp_dir().join("pve2node-cman_two_node-XXXXXX");
-    let mut bytes = template.into_os_string().into_vec();
-    bytes.push(0);
-    // SAFETY: mkdtemp rewrites the NUL-terminated template in place; the buffer is ours.
-    let made = unsafe { libc::mkdtemp(bytes.as_mut_ptr().cast()) };
-    if made.is_null() {
-        return Err(format!(
-            "cannot make a private directory under {}: {}",
-            std::env::temp_dir().display(),
-            pve2node::io_reason(&std::io::Error::last_os_error())
-        ));
-    }
-    bytes.pop();
-    Ok(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
-}
-
-/// Runs `corosync -t -c` on `text` written to a file in a private temp dir (never inside
-/// /etc/pve, never a predictable name).
+/// Runs `corosync -t -c` on `text` written to a private temp file (never inside /etc/pve, never
+/// a predictable name: `edit::Scratch`).
 fn corosync_check(corosync: &Path, text: &str) -> Result<run::Output, String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = private_temp_dir()?;
-    let file = dir.join("corosync.conf");
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(0o600)
-        .open(&file)
-        .and_then(|mut f| f.write_all(text.as_bytes()));
-    let r = match written {
-        Err(e) => Err(format!(
-            "cannot write {}: {}",
-            file.display(),
-            pve2node::io_reason(&e)
-        )),
-        Ok(()) => {
-            let argv = vec![
-                corosync.display().to_string(),
-                "-t".into(),
-                "-c".into(),
-                file.display().to_string(),
-            ];
-            run::run(&argv, Duration::from_secs(30)).map_err(|e| e.to_string())
-        }
-    };
-    let _ = std::fs::remove_dir_all(&dir);
-    r
+    let tmp = edit::Scratch::new("cman_two_node-check", text.as_bytes())?;
+    let argv = vec![
+        corosync.display().to_string(),
+        "-t".into(),
+        "-c".into(),
+        tmp.path().display().to_string(),
+    ];
+    run::run(&argv, Duration::from_secs(30)).map_err(|e| e.to_string())
 }
 
 /// corosync's own verdict on the new text. exit 0: valid. `parser error` / `Value of key` /
@@ -759,12 +719,9 @@ fn validation(
 
 /// The ONE place that decides whether a refused write inside /etc/pve is pmxcfs without quorum
 /// (worth retrying until `timeout`): EROFS, or EACCES, which the real pmxcfs gives without
-/// quorum (proxmox.md §8). It reads the rendered text until `EditError` keeps the errno
-/// (branch libio: `EditError::errno()`); then this becomes
-/// `matches!(e.errno(), Some(libc::EROFS | libc::EACCES))`.
+/// quorum (proxmox.md §8). Decided on the errno the edit kept, never on the message text.
 fn refused_without_quorum(e: &EditError) -> bool {
-    let t = e.to_string();
-    t.contains("Read-only file system") || t.contains("Permission denied")
+    matches!(e.errno(), Some(libc::EROFS | libc::EACCES))
 }
 
 /// `backup: true` for a file inside /etc/pve: a copy of `before` (the text that was read and
@@ -892,7 +849,10 @@ fn write_with_retry(
     let result = match attempt {
         Ok((r, _)) => r,
         Err(_) => Err(last.unwrap_or_else(|| {
-            EditError::Write(path.display().to_string(), "no attempt was made".into())
+            EditError::Write(
+                path.display().to_string(),
+                edit::OsError::text("", "no attempt was made"),
+            )
         })),
     };
     let fail = |e: EditError| {
@@ -904,7 +864,10 @@ fn write_with_retry(
         } else {
             String::new()
         };
-        let f = Failure::new(format!("{e}{hint}"));
+        let mut f = Failure::new(format!("{e}{hint}"));
+        if e.changed_file() {
+            f = f.with("changed", true);
+        }
         match &outside {
             Some(b) => f.with("backup_file", b.display().to_string()),
             None => f,
@@ -1271,6 +1234,9 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
 
     let in_pve = edit::resolve(&path)?.starts_with(&env.pve_dir);
     let applied = write_with_retry(ctx, &path, &before, &plan, &s, &env, in_pve)?;
+    for n in &applied.notes {
+        ctx.warn(n.clone());
+    }
     let mut out = written_outcome(&path, format, &before, &plan, &applied, ctx.check_mode);
     if !applied.changed || ctx.check_mode || !s.activate {
         return Ok(out);

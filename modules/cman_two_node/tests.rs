@@ -681,11 +681,28 @@ fn activation_argv_per_era_and_place() {
 
 #[test]
 fn only_erofs_and_eacces_count_as_no_quorum() {
-    let w = |why: &str| EditError::Write("/etc/pve/corosync.conf".into(), why.into());
-    assert!(refused_without_quorum(&w("Read-only file system")));
-    assert!(refused_without_quorum(&w("Permission denied")));
-    assert!(!refused_without_quorum(&w("No space left on device")));
-    assert!(!refused_without_quorum(&w("File too large")));
+    let w = |errno: i32| {
+        let e = std::io::Error::from_raw_os_error(errno);
+        EditError::Write(
+            "/etc/pve/corosync.conf".into(),
+            pve2node::edit::OsError {
+                step: String::new(),
+                errno: Some(errno),
+                detail: pve2node::io_reason(&e),
+                tail: String::new(),
+            },
+        )
+    };
+    assert!(refused_without_quorum(&w(libc::EROFS)));
+    assert!(refused_without_quorum(&w(libc::EACCES)));
+    assert!(!refused_without_quorum(&w(libc::ENOSPC)));
+    assert!(!refused_without_quorum(&w(libc::EFBIG)));
+    // the decision is the errno's, not the text's
+    let text_only = EditError::Write(
+        "/etc/pve/corosync.conf".into(),
+        pve2node::edit::OsError::text("", "Read-only file system"),
+    );
+    assert!(!refused_without_quorum(&text_only));
     assert!(!refused_without_quorum(&EditError::NotFound("x".into())));
 }
 

@@ -11,6 +11,7 @@ use pve2node::protocol::{
     self, Ctx, Default, Elem, Failure, Outcome, Param, RequiredIf, Spec, Type,
 };
 use serde_json::Value;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -63,6 +64,8 @@ pub enum HostsError {
     EmptyPath,
     #[error("{0} does not exist; hosts_pin edits an existing hosts file and does not create one, check the path parameter")]
     Missing(String),
+    #[error("{0} contains a NUL byte, so it is not a hosts file; refusing to edit it")]
+    Nul(String),
     #[error(transparent)]
     File(#[from] EditError),
 }
@@ -126,9 +129,11 @@ fn check_name(param: &'static str, name: &str) -> Result<(), HostsError> {
 pub fn check(p: &Params) -> Result<Wanted, HostsError> {
     check_name("hostname", &p.hostname)?;
     let mut names = vec![p.hostname.clone()];
+    // Linear in the number of aliases: a set of the names seen, lowercased.
+    let mut seen = HashSet::from([p.hostname.to_ascii_lowercase()]);
     for a in &p.aliases {
         check_name("aliases item", a)?;
-        if !names.iter().any(|n| n.eq_ignore_ascii_case(a)) {
+        if seen.insert(a.to_ascii_lowercase()) {
             names.push(a.clone());
         }
     }
@@ -292,6 +297,9 @@ fn line_ending<'a>(lines: &[Line<'a>]) -> &'a str {
 pub fn plan(text: &str, p: &Params) -> Result<Plan, HostsError> {
     let want = check(p)?;
     let names: Vec<&str> = want.names.iter().map(String::as_str).collect();
+    // Every test of a name against the wanted ones is a set lookup (10,000s of aliases).
+    let wanted: HashSet<String> = want.names.iter().map(|n| n.to_ascii_lowercase()).collect();
+    let is_wanted = |n: &str| wanted.contains(&n.to_ascii_lowercase());
     let lines = hosts::parse(text);
     let mut out = String::with_capacity(text.len() + 64);
     let mut removed_from = Vec::new();
@@ -299,11 +307,11 @@ pub fn plan(text: &str, p: &Params) -> Result<Plan, HostsError> {
     let mut added: Vec<String> = Vec::new();
     let mut placement = Placement::None;
 
-    let names_it = |l: &Line| names.iter().any(|n| l.has_name(n));
+    let names_it = |l: &Line| l.names.iter().any(|f| is_wanted(f.name));
     // Take the names out of a line; false when nothing is left and the line is dropped.
     let mut take = |l: &Line, out: &mut String| {
         removed_from.push(l.text().to_string());
-        let rest = l.names_without(&names);
+        let rest = l.names_without_by(is_wanted);
         if rest.is_empty() {
             dropped += 1;
         } else {
@@ -324,10 +332,15 @@ pub fn plan(text: &str, p: &Params) -> Result<Plan, HostsError> {
         Some((ip, ip_text)) => {
             let ip = *ip;
             let for_ip = |l: &Line| l.ip() == Some(ip);
+            let on_ip: HashSet<String> = lines
+                .iter()
+                .filter(|l| for_ip(l))
+                .flat_map(|l| l.names.iter().map(|f| f.name.to_ascii_lowercase()))
+                .collect();
             let missing: Vec<&str> = names
                 .iter()
                 .copied()
-                .filter(|n| !lines.iter().any(|l| for_ip(l) && l.has_name(n)))
+                .filter(|n| !on_ip.contains(&n.to_ascii_lowercase()))
                 .collect();
             let target = if missing.is_empty() {
                 None
@@ -386,11 +399,23 @@ pub fn plan(text: &str, p: &Params) -> Result<Plan, HostsError> {
         }
     }
 
-    let resolves_to = hosts::lookup(&out, &p.hostname);
+    // What each wanted name resolves to through the new text, in one pass over it.
+    let mut first: HashMap<String, IpAddr> = HashMap::new();
+    for l in hosts::parse(&out) {
+        if let Some(ip) = l.ip() {
+            for f in &l.names {
+                if is_wanted(f.name) {
+                    first.entry(f.name.to_ascii_lowercase()).or_insert(ip);
+                }
+            }
+        }
+    }
+    let resolved = |n: &str| first.get(&n.to_ascii_lowercase()).copied();
+    let resolves_to = resolved(&p.hostname);
     let mut warnings = Vec::new();
     if let Some((ip, _)) = &want.ip {
         for n in &want.names {
-            let got = hosts::lookup(&out, n);
+            let got = resolved(n);
             if got != Some(*ip) {
                 let got_text = got.map_or("nothing".to_string(), |g| g.to_string());
                 let mut w = format!(
@@ -478,6 +503,26 @@ pub fn message(plan: &Plan, p: &Params, path: &str, changed: bool, check_mode: b
     }
 }
 
+/// The file's bytes as text: UTF-8 as it is, anything else read byte for byte as Latin-1 (names
+/// and addresses are ASCII; a comment may hold any bytes and is kept exact).
+fn decode(bytes: &[u8]) -> (String, bool) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => (s.to_string(), false),
+        Err(_) => (bytes.iter().map(|&b| char::from(b)).collect(), true),
+    }
+}
+
+/// The bytes of a text from [`decode`] (the plan only adds ASCII).
+fn encode(text: &str, latin1: bool) -> Vec<u8> {
+    if latin1 {
+        text.chars()
+            .map(|c| u8::try_from(c).unwrap_or(b'?'))
+            .collect()
+    } else {
+        text.as_bytes().to_vec()
+    }
+}
+
 fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
     let p = Params::from_ctx(&ctx.params);
     // Bad parameters are refused before the file is even read.
@@ -487,19 +532,45 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
         return Err(HostsError::EmptyPath.into());
     }
     let path = Path::new(&path_text);
-    let before = edit::read_text(path).map_err(|e| match e {
+    // Located once: the file read is the file written.
+    let mut target = edit::Target::open(path).map_err(|e| match e {
         EditError::NotFound(p) => HostsError::Missing(p),
         other => HostsError::File(other),
     })?;
+    for n in target.notes() {
+        ctx.warn(n.clone());
+    }
+    if target.bytes().contains(&0) {
+        return Err(HostsError::Nul(path_text).into());
+    }
+    let (before, latin1) = decode(target.bytes());
     let plan = plan(&before, &p)?;
-    let applied = edit::apply(
-        path,
-        &before,
-        &plan.after,
-        ctx.check_mode,
-        ctx.params.flag("backup"),
-        TempStyle::Hidden,
-    )?;
+    let changed = plan.after != before;
+    let mut applied = edit::Applied {
+        changed,
+        ..edit::Applied::default()
+    };
+    if changed && !ctx.check_mode {
+        let seen = target.notes().len();
+        let result = target.write(
+            &encode(&plan.after, latin1),
+            ctx.params.flag("backup"),
+            TempStyle::Hidden,
+        );
+        for n in target.notes().iter().skip(seen) {
+            ctx.warn(n.clone());
+        }
+        applied = result.map_err(|e| {
+            // A failed write that left the file changed says so.
+            let changed = e.changed_file();
+            let f = Failure::from(HostsError::File(e));
+            if changed {
+                f.with("changed", true)
+            } else {
+                f
+            }
+        })?;
+    }
     for w in &plan.warnings {
         ctx.warn(w.clone());
     }
