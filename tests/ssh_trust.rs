@@ -416,3 +416,37 @@ fn ansible_playbook_carries_keys_between_two_fake_hosts() {
     want.sort();
     assert_eq!(got, want);
 }
+
+#[test]
+fn authorized_key_through_a_dangling_symlink_creates_its_target() {
+    // A Proxmox node before /etc/pve/priv/authorized_keys exists: the link dangles.
+    let t = TempDir::new("sshtrust-dangle");
+    let priv_dir = t.join("etc/pve/priv");
+    fs::create_dir_all(&priv_dir).unwrap();
+    let ssh = t.join("root/.ssh");
+    fs::create_dir_all(&ssh).unwrap();
+    std::os::unix::fs::symlink(
+        priv_dir.join("authorized_keys"),
+        ssh.join("authorized_keys"),
+    )
+    .unwrap();
+    let k = keygen(&t.0, "k", "ed25519");
+    let r = run_module(
+        BIN,
+        &json!({"state": "authorized_key", "key": k, "ssh_dir": ssh}),
+    );
+    assert!(r.changed() && !r.failed(), "{}", r.stdout);
+    assert_eq!(read(&priv_dir.join("authorized_keys")), format!("{k}\n"));
+    assert!(fs::symlink_metadata(ssh.join("authorized_keys"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        fs::metadata(priv_dir.join("authorized_keys"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+}

@@ -586,14 +586,17 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
         };
         return Ok(out);
     }
-    let in_pve = path.starts_with(&pve_dir);
+    let in_pve = edit::resolve(&path)
+        .map(|r| r.starts_with(&pve_dir))
+        .unwrap_or(false)
+        || path.starts_with(&pve_dir);
     if p.changed {
         let style = if in_pve {
             TempStyle::DotNew
         } else {
             TempStyle::Hidden
         };
-        edit::apply(&path, &before, &p.text, false, false, style).map_err(|e| {
+        let applied = edit::apply(&path, &before, &p.text, false, false, style).map_err(|e| {
             let hint = if in_pve {
                 format!(
                     "; {} is read-only while this node has no quorum",
@@ -604,6 +607,9 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
             };
             Failure::new(format!("{e}{hint}"))
         })?;
+        for n in applied.notes {
+            ctx.warn(n);
+        }
     }
     let base = out.data.clone();
     let after_write = |msg: String| -> Failure {

@@ -591,10 +591,16 @@ fn write_target(
 ) -> Result<edit::Applied, Failure> {
     if before != after && !ctx.check_mode && !exists {
         use std::os::unix::fs::OpenOptionsExt;
-        let target = edit::resolve(path).map_err(|e| Failure::new(e.to_string()))?;
-        if let Some(d) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
-            make_dir_0700(d)?;
+        // A plain missing file: its directory first (0700, as ssh wants ~/.ssh). A dangling
+        // symlink (a Proxmox node's /root/.ssh/authorized_keys before /etc/pve/priv has the
+        // file): the file it points to.
+        let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                make_dir_0700(d)?;
+            }
         }
+        let target = edit::resolve(path).map_err(|e| Failure::new(e.to_string()))?;
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -616,7 +622,15 @@ fn write_target(
         ctx.params.flag("backup") && exists,
         TempStyle::Hidden,
     )
-    .map_err(|e| Failure::new(e.to_string()))
+    .map_err(|e| {
+        // pmxcfs without quorum: /etc/pve (where a Proxmox node's authorized_keys lives) is
+        // read-only.
+        let hint = match e.errno() {
+            Some(libc::EACCES | libc::EROFS | libc::EPERM) => "; if the file is inside /etc/pve, this node has no quorum (pvecm status) and /etc/pve is read-only",
+            _ => "",
+        };
+        Failure::new(format!("{e}{hint}"))
+    })
 }
 
 fn finish(
@@ -647,6 +661,9 @@ fn authorized(ctx: &mut Ctx) -> Result<Outcome, Failure> {
     let (before, exists) = read_target(&path)?;
     let after = plan_authorized(&before, &key, &line);
     let ap = write_target(ctx, &path, exists, &before, &after)?;
+    for n in &ap.notes {
+        ctx.warn(n.clone());
+    }
     let msg = if !ap.changed {
         format!(
             "the {} key is already authorised in {}",
@@ -671,6 +688,9 @@ fn known_hosts(ctx: &mut Ctx) -> Result<Outcome, Failure> {
     let (before, exists) = read_target(&path)?;
     let plan = plan_known_hosts(&before, &names, &keys);
     let ap = write_target(ctx, &path, exists, &before, &plan.text)?;
+    for n in &ap.notes {
+        ctx.warn(n.clone());
+    }
     let would = if ctx.check_mode {
         "would pin"
     } else {
