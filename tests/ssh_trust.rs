@@ -450,3 +450,138 @@ fn authorized_key_through_a_dangling_symlink_creates_its_target() {
         0o600
     );
 }
+
+/// The proof a user wants: after ssh_trust carried the keys, the real ssh client reaches a real
+/// sshd as root with `StrictHostKeyChecking=yes` and `BatchMode=yes` (no prompt, no trust on
+/// first use), and a host whose key was replaced is refused until known_hosts is pinned again.
+/// sshd runs on loopback inside a private network + mount namespace (its own /run/sshd) and is
+/// gone when the namespace's shell ends.
+#[test]
+fn real_ssh_connects_only_after_the_keys_are_carried() {
+    let ok = Path::new("/usr/sbin/sshd").exists()
+        && Path::new("/usr/bin/ssh").exists()
+        && Command::new("unshare")
+            .args(["-m", "-n", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("PVE2NODE_E2E").as_deref() != Ok("1"),
+            "sshd, ssh or unshare -m -n unavailable"
+        );
+        eprintln!("skipping: needs sshd, ssh and unshare -m -n");
+        return;
+    }
+    let t = TempDir::new("sshtrust-real");
+    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    let (hd, _) = host_dir(&t, "peer-etcssh");
+    let peer = t.join("peer-root-ssh");
+    let joiner = t.join("joiner-root-ssh");
+    fs::create_dir_all(&peer).unwrap();
+    fs::set_permissions(&peer, fs::Permissions::from_mode(0o700)).unwrap();
+    let step = |args: Value| {
+        let r = run_module(BIN, &args);
+        assert!(!r.failed(), "{}", r.stdout);
+        r.json
+    };
+    let j = step(json!({"ssh_dir": joiner, "host_key_dir": hd, "key_type": "ed25519"}));
+    let p = step(json!({"ssh_dir": peer, "host_key_dir": hd}));
+    step(json!({"state": "authorized_key", "ssh_dir": peer, "key": j["public_key"]}));
+    step(
+        json!({"state": "known_hosts", "ssh_dir": joiner, "names": ["127.0.0.1", "[127.0.0.1]:2222"], "host_keys": p["host_keys"]}),
+    );
+    // The second host key set: the peer "reinstalled".
+    let (hd2, _) = host_dir(&t, "peer-etcssh-new");
+    let d = t.path().display();
+    let sshd_conf = t.write(
+        "sshd_config",
+        format!(
+            "ListenAddress 127.0.0.1:2222\nHostKey {h}/ssh_host_ed25519_key\nHostKey {h}/ssh_host_rsa_key\n\
+             AuthorizedKeysFile {peer}/authorized_keys\nPermitRootLogin prohibit-password\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nPidFile {d}/sshd.pid\n\
+             StrictModes no\n",
+            h = hd.display(),
+            peer = peer.display()
+        ),
+    );
+    let sshd_conf2 = t.write(
+        "sshd_config2",
+        fs::read_to_string(&sshd_conf)
+            .unwrap()
+            .replace(&hd.display().to_string(), &hd2.display().to_string())
+            .replace("sshd.pid", "sshd2.pid"),
+    );
+    let ssh = format!(
+        "ssh -F none -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile={j}/known_hosts \
+         -o IdentitiesOnly=yes -i {j}/id_ed25519 -o ConnectTimeout=5 -p 2222 root@127.0.0.1",
+        j = joiner.display()
+    );
+    let script = format!(
+        "set -u\nmount --make-rprivate /\nmkdir -p {d}/run-sshd\nmount --bind {d}/run-sshd /run 2>/dev/null || exit 90\nmkdir -p /run/sshd\n\
+         ip link set lo up\n\
+         /usr/sbin/sshd -f {c1}\n\
+         for i in $(seq 50); do [ -s {d}/sshd.pid ] && break; sleep 0.1; done\n\
+         {ssh} echo connected-1 > {d}/out1 2>&1; echo $? > {d}/rc1\n\
+         kill $(cat {d}/sshd.pid); sleep 0.3\n\
+         /usr/sbin/sshd -f {c2}\n\
+         for i in $(seq 50); do [ -s {d}/sshd2.pid ] && break; sleep 0.1; done\n\
+         {ssh} echo connected-2 > {d}/out2 2>&1; echo $? > {d}/rc2\n\
+         kill $(cat {d}/sshd2.pid)\n",
+        c1 = sshd_conf.display(),
+        c2 = sshd_conf2.display(),
+    );
+    // After the refusal: pin the new host keys (read from the "reinstalled" host's files) and
+    // connect once more.
+    let hk2 = step(json!({"ssh_dir": peer, "host_key_dir": hd2}))["host_keys"].clone();
+    let repin = t.write(
+        "repin.json",
+        serde_json::to_vec(&json!({"state": "known_hosts", "ssh_dir": joiner, "names": ["127.0.0.1", "[127.0.0.1]:2222"], "host_keys": hk2})).unwrap(),
+    );
+    let script = script.replace(
+        "kill $(cat DIR/sshd2.pid)\n".replace("DIR", &d.to_string()).as_str(),
+        &format!(
+            "{BIN} {r} > {d}/repin.out\n{ssh} echo connected-3 > {d}/out3 2>&1; echo $? > {d}/rc3\nkill $(cat {d}/sshd2.pid)\n",
+            r = repin.display()
+        ),
+    );
+    let sh = t.write("ns.sh", script);
+    let st = Command::new("timeout")
+        .args([
+            "60",
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "-n",
+            "sh",
+        ])
+        .arg(&sh)
+        .status()
+        .unwrap();
+    assert!(st.success(), "namespace script failed: {st}");
+    let rc = |n: &str| {
+        fs::read_to_string(t.join(&format!("rc{n}")))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let out = |n: &str| fs::read_to_string(t.join(&format!("out{n}"))).unwrap();
+    assert_eq!(rc("1"), "0", "ssh failed: {}", out("1"));
+    assert!(out("1").contains("connected-1"));
+    // the reinstalled host (new keys) is refused by ssh: known_hosts holds the old ones
+    assert_ne!(rc("2"), "0", "{}", out("2"));
+    assert!(
+        out("2").contains("REMOTE HOST IDENTIFICATION HAS CHANGED"),
+        "{}",
+        out("2")
+    );
+    let repinned: Value =
+        serde_json::from_str(&fs::read_to_string(t.join("repin.out")).unwrap()).unwrap();
+    assert_eq!(repinned["changed"], json!(true), "{repinned}");
+    assert_eq!(
+        repinned["replaced"],
+        json!(["127.0.0.1", "[127.0.0.1]:2222"])
+    );
+    assert_eq!(rc("3"), "0", "ssh after re-pinning failed: {}", out("3"));
+    assert!(out("3").contains("connected-3"));
+}
