@@ -399,3 +399,207 @@ fn ansible_doc_shows_the_documentation() {
         );
     }
 }
+
+// ---- real corosync 3 in two network namespaces ------------------------------------------------
+
+/// Two real corosync nodes, each in its own network + mount namespace (link0 and a second
+/// veth pair for link1, addresses that exist only inside them). Dropped: corosync stopped by
+/// PID, namespaces deleted (also when the test fails).
+struct Pair {
+    dir: TempDir,
+    ns: [String; 2],
+    children: Vec<std::process::Child>,
+}
+
+impl Pair {
+    fn conf(version: u32) -> String {
+        format!(
+            "logging {{\n  debug: off\n  to_syslog: no\n  to_stderr: yes\n}}\n\nnodelist {{\n  node {{\n    name: alpha\n    nodeid: 1\n    quorum_votes: 1\n    ring0_addr: 10.98.0.1\n  }}\n  node {{\n    name: beta\n    nodeid: 2\n    quorum_votes: 1\n    ring0_addr: 10.98.0.2\n  }}\n}}\n\nquorum {{\n  provider: corosync_votequorum\n  two_node: 1\n}}\n\ntotem {{\n  cluster_name: lab\n  config_version: {version}\n  interface {{\n    linknumber: 0\n  }}\n  ip_version: ipv4-6\n  link_mode: passive\n  secauth: on\n  version: 2\n}}\n"
+        )
+    }
+    fn sh(args: &[&str]) -> bool {
+        Command::new(args[0])
+            .args(&args[1..])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+    fn start() -> Option<Pair> {
+        let ok = Path::new("/usr/sbin/corosync").exists()
+            && Path::new("/etc/corosync").is_dir()
+            && Pair::sh(&["ip", "netns", "list"])
+            && Pair::sh(&["unshare", "-m", "-n", "true"]);
+        if !ok {
+            assert!(
+                std::env::var("PVE2NODE_E2E").as_deref() != Ok("1"),
+                "corosync, ip netns or unshare unavailable"
+            );
+            eprintln!("skipping: needs corosync, ip netns and unshare");
+            return None;
+        }
+        let tag = std::process::id() % 100_000;
+        let mut p = Pair {
+            dir: TempDir::new("c-link-real"),
+            ns: [format!("p2nl{tag}a"), format!("p2nl{tag}b")],
+            children: Vec::new(),
+        };
+        for n in &p.ns {
+            assert!(Pair::sh(&["ip", "netns", "add", n]), "ip netns add {n}");
+        }
+        for (k, _) in [0, 1].iter().enumerate() {
+            let (va, vb) = (format!("p2l{tag}a{k}"), format!("p2l{tag}b{k}"));
+            assert!(Pair::sh(&[
+                "ip", "link", "add", &va, "type", "veth", "peer", "name", &vb
+            ]));
+            assert!(Pair::sh(&["ip", "link", "set", &va, "netns", &p.ns[0]]));
+            assert!(Pair::sh(&["ip", "link", "set", &vb, "netns", &p.ns[1]]));
+            for (i, (n, v)) in [(&p.ns[0], &va), (&p.ns[1], &vb)].iter().enumerate() {
+                let addr = format!("10.98.{k}.{}/24", i + 1);
+                assert!(Pair::sh(&["ip", "-n", n, "addr", "add", &addr, "dev", v]));
+                assert!(Pair::sh(&["ip", "-n", n, "link", "set", v, "up"]));
+                assert!(Pair::sh(&["ip", "-n", n, "link", "set", "lo", "up"]));
+            }
+        }
+        let key: Vec<u8> = (0..256u32).map(|i| (i * 7 + 3) as u8).collect();
+        for (i, n) in p.ns.iter().enumerate() {
+            let d = p.dir.join(&format!("node{i}"));
+            for sub in ["etc", "lib", "log", "run"] {
+                fs::create_dir_all(d.join(sub)).unwrap();
+            }
+            fs::write(d.join("etc/corosync.conf"), Pair::conf(1)).unwrap();
+            fs::write(d.join("etc/authkey"), &key).unwrap();
+            let dd = d.display();
+            let script = format!(
+                "mount --make-rprivate / && mount --bind {dd}/etc /etc/corosync && mount --bind {dd}/lib /var/lib/corosync && mount --bind {dd}/log /var/log/corosync && mount --bind {dd}/run /run && exec /usr/sbin/corosync -f"
+            );
+            let child = Command::new("ip")
+                .args(["netns", "exec", n, "unshare", "-m", "sh", "-c", &script])
+                .stdout(std::process::Stdio::null())
+                .stderr(fs::File::create(d.join("stderr")).unwrap())
+                .spawn()
+                .unwrap();
+            p.children.push(child);
+        }
+        Some(p)
+    }
+    fn exec(&self, node: usize, argv: &[&str]) -> String {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &self.ns[node]])
+            .args(argv)
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    }
+    fn file(&self, node: usize) -> PathBuf {
+        self.dir.join(&format!("node{node}/etc/corosync.conf"))
+    }
+    /// Polls `corosync-quorumtool -s` on node 0 until both nodes are members (bounded).
+    fn members(&self, secs: u64) -> bool {
+        let end = std::time::Instant::now() + Duration::from_secs(secs);
+        while std::time::Instant::now() < end {
+            let q = self.exec(0, &["corosync-quorumtool", "-s"]);
+            if q.lines()
+                .any(|l| l.starts_with("Nodes:") && l.trim_end().ends_with(" 2"))
+                && q.contains("Quorate:          Yes")
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        false
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        // `ip netns exec` and `unshare` exec into corosync: each child's PID is corosync's.
+        for c in &self.children {
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+        }
+        for c in &mut self.children {
+            let end = std::time::Instant::now() + Duration::from_secs(3);
+            while matches!(c.try_wait(), Ok(None)) && std::time::Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if matches!(c.try_wait(), Ok(None)) {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+        for n in &self.ns {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+#[test]
+fn real_corosync_adds_link1_live_and_survives_cutting_link0() {
+    let Some(pair) = Pair::start() else {
+        return;
+    };
+    assert!(
+        pair.members(20),
+        "the two corosync nodes never formed a membership"
+    );
+    let args = |node: usize, extra: Value| {
+        let mut a = json!({"link": 1, "priority": 10, "path": pair.file(node),
+            "addresses": {"alpha": "10.98.1.1", "beta": "10.98.1.2"}, "timeout": 20});
+        if let (Some(m), Value::Object(e)) = (a.as_object_mut(), extra) {
+            m.extend(e);
+        }
+        let f = pair
+            .dir
+            .write(&format!("args{node}.json"), serde_json::to_vec(&a).unwrap());
+        f.display().to_string()
+    };
+    // beta's file first (no pmxcfs here to carry it), then alpha: written, reloaded, verified.
+    let b = args(1, json!({"activate": false, "verify": false}));
+    let rb: Value = serde_json::from_str(&pair.exec(1, &[BIN, &b])).unwrap();
+    assert_eq!(rb["changed"], json!(true), "{rb}");
+    let a = args(0, json!({}));
+    let t0 = std::time::Instant::now();
+    let out = pair.exec(0, &[BIN, &a]);
+    let ra: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(ra["changed"], json!(true), "{ra}");
+    assert_eq!(ra["failed"], json!(false), "{ra}");
+    assert!(ra["verified_after"].as_f64().is_some(), "{ra}");
+    eprintln!(
+        "link1 added and verified in {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let s = pair.exec(0, &["corosync-cfgtool", "-s"]);
+    let st = pve2node::pve::links::parse_status(&s).expect("cfgtool -s");
+    assert_eq!(st.links.len(), 2, "{s}");
+    assert!(st.links[1].nodes.iter().all(|n| n.connected()), "{s}");
+    // again: nothing to change, still verified
+    let ra: Value = serde_json::from_str(&pair.exec(0, &[BIN, &a])).unwrap();
+    assert_eq!(ra["changed"], json!(false), "{ra}");
+    // cut link0: the membership stays, over link1
+    let va = format!("p2l{}a0", std::process::id() % 100_000);
+    assert!(Pair::sh(&[
+        "ip",
+        "-n",
+        &pair.ns[0],
+        "link",
+        "set",
+        &va,
+        "down"
+    ]));
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        pair.members(1),
+        "membership lost after link0 was cut: {}",
+        pair.exec(0, &["corosync-quorumtool", "-s"])
+    );
+    let s = pair.exec(0, &["corosync-cfgtool", "-s"]);
+    let st = pve2node::pve::links::parse_status(&s).unwrap();
+    assert!(
+        !st.links[0].nodes[1].connected() && st.links[1].nodes[1].connected(),
+        "{s}"
+    );
+}
