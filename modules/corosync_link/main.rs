@@ -15,7 +15,7 @@ use pve2node::protocol::{self, Ctx, Default as D, Failure, Outcome, Param, Spec,
 use pve2node::pve::corosync_conf::{self, Kind};
 use pve2node::pve::{links, status as pst};
 use pve2node::run;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -629,7 +629,7 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
         }
         f
     };
-    let mut activated = Map::new();
+    let mut activated: Option<Value> = None;
     if p.changed && ctx.params.flag("activate") {
         if in_pve {
             // pmxcfs copies the file to /etc/corosync and reloads corosync itself (on this,
@@ -661,7 +661,7 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
                         o.describe()
                     ));
                 }
-                activated.insert("activated".into(), o.to_json());
+                activated = Some(o.to_json());
             }
             Err(e) if in_pve => ctx.warn(format!(
                 "{e} (pmxcfs reloads on its own; the verification decides)"
@@ -669,8 +669,8 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
             Err(e) => return Err(after_write(format!("the reload failed: {e}; set cfgtool"))),
         }
     }
-    for (k, v) in activated {
-        out.set(&k, v);
+    if let Some(a) = activated {
+        out.set("activated", a);
     }
     if ctx.params.flag("verify") && (!p.changed || ctx.params.flag("activate")) {
         let ids: Vec<u32> = p.nodes.iter().map(|(id, _)| *id).collect();
