@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main command: on a fresh Debian machine (as root) installs what it needs, builds the
 # modules, brings up the two-node lab (tests/lab/lab.sh: two network namespaces running real
-# corosync), runs playbooks/two_node.yml with --diff and again (changed=0), then shows why:
+# corosync), shows the trap hosts_pin removes (bismuth's name resolves to Debian's 127.0.1.1, so
+# its cluster filesystem refuses to start), runs playbooks/two_node.yml with --diff and again
+# (changed=0), then shows why:
 # peer loss with two-node mode (survivor quorate, /etc/pve writable) and without it (Activity
 # blocked, /etc/pve read-only), a dead /etc/pve FUSE mount healed by playbooks/recover.yml.
 # Always takes the lab down at the end (also on failure or Ctrl-C).
@@ -17,7 +19,7 @@ cd "$here"
 export PVE2NODE_LAB_DIR=${PVE2NODE_LAB_DIR:-$here/.lab}
 LOGS=${PVE2NODE_DEMO_LOGS:-$here/build/demo}
 L=$here/tests/lab/lab.sh
-TOTAL=12
+TOTAL=13
 
 [[ $(id -u) == 0 ]] || { echo "demo: must run as root (network namespaces, FUSE, corosync)" >&2; exit 1; }
 mkdir -p "$LOGS"
@@ -111,7 +113,7 @@ bash scripts/setup.sh >"$LOGS/setup.log" 2>&1 || fail "scripts/setup.sh failed" 
 done_ "$(tail -n 1 "$LOGS/setup.log" | sed 's/^setup: //')"
 
 begin "build (static modules)"
-bash scripts/build.sh >"$LOGS/build.log" 2>&1 || fail "scripts/build.sh failed" "$LOGS/build.log"
+bash scripts/collection.sh >"$LOGS/build.log" 2>&1 || fail "scripts/collection.sh failed" "$LOGS/build.log"
 sizes=$(for f in build/modules/*; do [[ $f == *.yml ]] || printf '%s %s KiB, ' "${f##*/}" $(($(stat -c %s "$f") / 1024)); done)
 done_ "${sizes%, }"
 
@@ -123,18 +125,29 @@ t0=$EPOCHREALTIME
 t_up=$(elapsed "$t0")
 done_ "tartanpion (netns pve1, 10.99.0.1) + bismuth (pve2, 10.99.0.2), up in ${t_up} s; $("$L" exec pve1 corosync -v 2>/dev/null | head -n 1 | sed 's/ *$//')"
 
+begin "fresh nodes: the trap"
+r1=$("$L" exec pve1 getent hosts tartanpion | awk '{ print $1 }')
+r2=$("$L" exec pve2 getent hosts bismuth | awk '{ print $1 }')
+[[ $r2 == 127.0.1.1 ]] || fail "bismuth should resolve to Debian's 127.0.1.1 on a fresh lab, got '$r2'"
+refusal=$("$L" exec pve2 /usr/local/sbin/pve-cluster start 2>&1) && fail "bismuth's pve-cluster started although its name resolves only to loopback"
+[[ $refusal == *"Unable to resolve node name 'bismuth' to a non-loopback IP address"* ]] || fail "unexpected refusal: $refusal"
+done_ "tartanpion -> $r1 (public), bismuth -> $r2: its cluster filesystem refuses to start"
+printf '         %s\n' "$refusal"
+
 begin "two_node.yml --diff"
-playbook 1-two_node playbooks/two_node.yml --diff ||
+playbook 1-two_node pve2node.cluster.two_node --diff ||
   fail "ansible-playbook playbooks/two_node.yml failed" "$LOGS/1-two_node.log"
 # the facts from the live nodes, not from Ansible
 q1=$(quorum pve1)
 [[ $q1 == "quorate (quorumtool exit 0), nodes 2, flags "*2Node* ]] || fail "tartanpion not quorate with 2 nodes in two-node mode: $q1"
 hosts_pin=$("$L" exec pve1 getent hosts tartanpion | awk '{ print $1 }')/$("$L" exec pve2 getent hosts bismuth | awk '{ print $1 }')
-done_ "changed=$(changed_sum "$LOGS/1-two_node.log"); elao $q1, config_version $(conf_version pve1), short names -> $hosts_pin"
+[[ $hosts_pin == 10.99.0.1/10.99.0.2 ]] || fail "short names resolve to $hosts_pin, expected the private addresses"
+[[ $("$L" exec pve2 /usr/local/sbin/pve-cluster status 2>&1) == *healthy* ]] || fail "bismuth's /etc/pve is not up after two_node.yml"
+done_ "changed=$(changed_sum "$LOGS/1-two_node.log"); elao $q1, config_version $(conf_version pve1), short names -> $hosts_pin, bismuth's /etc/pve up"
 recap "$LOGS/1-two_node.log" | indent
 
 begin "two_node.yml again"
-playbook 2-two_node-again playbooks/two_node.yml --diff || fail "second run failed" "$LOGS/2-two_node-again.log"
+playbook 2-two_node-again pve2node.cluster.two_node --diff || fail "second run failed" "$LOGS/2-two_node-again.log"
 c=$(changed_sum "$LOGS/2-two_node-again.log")
 ((c == 0)) || fail "second run changed $c task(s), expected 0" "$LOGS/2-two_node-again.log"
 done_ "changed=0 on both hosts: nothing left to do"
@@ -174,14 +187,14 @@ st=$("$L" exec pve1 pvecm status 2>&1) || st_rc=$?
 wait_cond pve1 ro 10 || fail "/etc/pve still writable on tartanpion 10 s after quorum loss"
 t_ro=$(elapsed "$t0")
 w=$(try_write pve1)
-[[ $w == *"Read-only file system"* ]] || fail "/etc/pve on tartanpion: $w (expected read-only)"
+[[ $w == *"Permission denied"* ]] || fail "/etc/pve on tartanpion: $w (expected read-only: pmxcfs refuses with EACCES)"
 done_ "not quorate after ${t_detect} s: pvecm status exit 2 '$(grep -o 'Quorum: .*Activity blocked' <<<"$st" | tr -s ' ')'; /etc/pve ro after ${t_ro} s, $w"
 
 begin "two-node back on"
 "$L" start-corosync pve2 >>"$LOGS/lab.log" 2>&1 || fail "start-corosync pve2 failed" "$LOGS/lab.log"
 wait_cond pve1 quorate 30 || fail "tartanpion not quorate again within 30 s: $(quorum pve1)"
 wait_cond pve2 quorate 30 || fail "bismuth not quorate again within 30 s: $(quorum pve2)"
-playbook 4-two_node-on playbooks/two_node.yml --diff || fail "two_node.yml failed" "$LOGS/4-two_node-on.log"
+playbook 4-two_node-on pve2node.cluster.two_node --diff || fail "two_node.yml failed" "$LOGS/4-two_node-on.log"
 q1=$(quorum pve1)
 [[ $q1 == "quorate (quorumtool exit 0), nodes 2, flags "*2Node* ]] || fail "not back in two-node mode: $q1"
 done_ "bismuth restarted, two_node.yml: changed=$(changed_sum "$LOGS/4-two_node-on.log") ($(changed_tasks "$LOGS/4-two_node-on.log")), config_version $(conf_version pve1), tartanpion: $q1"
@@ -194,7 +207,8 @@ st=$("$L" exec pve2 stat /etc/pve 2>&1 >/dev/null) || st_rc=$?
 done_ "bismuth: $st"
 
 begin "recover.yml"
-playbook 5-recover playbooks/recover.yml || fail "recover.yml failed" "$LOGS/5-recover.log"
+"$L" ssh-reset >>"$LOGS/lab.log" 2>&1 # a fresh login: root's authorized_keys is in the dead /etc/pve
+playbook 5-recover pve2node.cluster.recover || fail "recover.yml failed" "$LOGS/5-recover.log"
 states=$(grep -oE '"msg": "[a-z]+: [a-z]+ -> [a-z]+"' "$LOGS/5-recover.log" | sed 's/"msg": "\(.*\)"/\1/' | sort | paste -sd ';' | sed 's/;/; /g')
 [[ $states == *"bismuth: stale -> healthy"* ]] || fail "bismuth not healed: '$states'" "$LOGS/5-recover.log"
 "$L" exec pve2 stat /etc/pve >/dev/null 2>&1 || fail "stat /etc/pve still fails on bismuth"

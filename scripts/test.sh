@@ -7,10 +7,15 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 start=$(date +%s)
 bash scripts/setup.sh
-bash scripts/build.sh
-export PVE2NODE_E2E=1 PVE2NODE_VENV="$here/.venv"
+export PVE2NODE_VENV="$here/.venv"
+bash scripts/collection.sh
+export PVE2NODE_E2E=1
 echo "== cargo test"
 cargo test --locked --quiet -- --test-threads=2 2>&1
+echo "== collection"
+bash tests/collection.sh
+echo "== QDevice on the real daemons"
+bash tests/qdevice_real.sh
 if [ -x tests/lab/e2e.sh ]; then
   echo "== lab end-to-end"
   tests/lab/e2e.sh

@@ -952,7 +952,7 @@ fn clean(ctx: &Ctx, l: &Leftovers) -> Result<Vec<String>, Failure> {
     Ok(done)
 }
 
-fn absent(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
+fn absent(ctx: &Ctx, env: &Env, warnings: &mut Vec<String>) -> Result<Outcome, Failure> {
     let p = &ctx.params;
     let Some(node) = p.str("node").map(str::trim).filter(|s| !s.is_empty()) else {
         return Err(Failure::new(
@@ -997,8 +997,7 @@ fn absent(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
     let Some(target) = target else {
         // Already removed: what Proxmox (or an interrupted run) leaves may remain.
         let left = leftovers(env, node, &names, key);
-        let mut warnings = Vec::new();
-        let (conf_change, diff) = one_node_phase(ctx, env, stack, &nodes, &text, &mut warnings)?;
+        let (conf_change, diff) = one_node_phase(ctx, env, stack, &nodes, &text, warnings)?;
         if !left.any() && conf_change.is_null() {
             return Ok(Outcome::new(
                 false,
@@ -1027,9 +1026,6 @@ fn absent(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
         .with("corosync_conf", conf_change)
         .with("commands", json!([]));
         out.diff = diff;
-        if !warnings.is_empty() {
-            out.set("warnings_text", json!(warnings));
-        }
         return Ok(out);
     };
     // Phase: preflight (read-only; also in check mode).
@@ -1109,9 +1105,8 @@ fn absent(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
             .with("cmd", o.to_json())
             .with("changed", !still));
     }
-    let mut warnings: Vec<String> = Vec::new();
     // Phase: a one-node cluster keeps no two_node.
-    let (conf_change, diff) = one_node_phase(ctx, env, stack, &nodes2, &text2, &mut warnings)
+    let (conf_change, diff) = one_node_phase(ctx, env, stack, &nodes2, &text2, warnings)
         .map_err(|f| f.with("changed", true))?;
     // Phase: clean what Proxmox leaves.
     let left = leftovers(env, &target.name, &names, key);
@@ -1145,9 +1140,6 @@ fn absent(ctx: &Ctx, env: &Env) -> Result<Outcome, Failure> {
     )
     .with("delnode_output", text_of(&o));
     out.diff = diff;
-    if !warnings.is_empty() {
-        out.set("warnings_text", json!(warnings));
-    }
     Ok(out)
 }
 
@@ -1350,26 +1342,16 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
         timeout,
         hostname: ctx.test_hook("PVE2NODE_HOSTNAME").or_else(hostname),
     };
+    let mut warnings = Vec::new();
     let r = match ctx.params.str("state") {
         Some("lone") => lone(ctx, &env),
-        Some("absent") => absent(ctx, &env),
+        Some("absent") => absent(ctx, &env, &mut warnings),
         _ => info(&env),
     };
-    if let Ok(o) = &r {
-        if let Some(Value::Array(ws)) = o.data.get("warnings_text") {
-            let ws: Vec<String> = ws
-                .iter()
-                .filter_map(|w| w.as_str().map(str::to_string))
-                .collect();
-            for w in ws {
-                ctx.warn(w);
-            }
-        }
+    for w in warnings {
+        ctx.warn(w);
     }
-    r.map(|mut o| {
-        o.data.remove("warnings_text");
-        o
-    })
+    r
 }
 
 fn main() {

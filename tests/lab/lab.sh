@@ -1,20 +1,27 @@
 #!/bin/bash
 # The pve2node two-node lab: two "Proxmox nodes" on this machine, each a network namespace plus
-# its own mount and UTS namespace, running real corosync 3, a pve-cluster stand-in (/etc/pve as
-# a FUSE mount that goes read-only without quorum), a pvecm stand-in and sshd (for Ansible).
+# its own mount and UTS namespace, running real corosync 3, a pve-cluster/pmxcfs stand-in
+# (/etc/pve as a FUSE filesystem with PVE 8.1.3 pmxcfs's semantics), a pvecm stand-in and sshd
+# (for Ansible). Needs python3-fusepy and socat besides scripts/setup.sh's packages.
 #
 #   tests/lab/lab.sh up | down | status
 #   tests/lab/lab.sh exec NODE CMD...        run CMD inside NODE (pve1|pve2|tartanpion|bismuth)
 #   tests/lab/lab.sh shell NODE              interactive shell inside NODE
-#   tests/lab/lab.sh kill-fuse NODE          SIGKILL the node's FUSE (bindfs) process: stale /etc/pve
+#   tests/lab/lab.sh kill-fuse NODE          SIGKILL the node's FUSE (pmxcfs) process: stale /etc/pve
 #   tests/lab/lab.sh stop-corosync NODE | start-corosync NODE | kill-corosync NODE (SIGKILL)
 #   tests/lab/lab.sh wait NODE COND [TIMEOUT_S]   COND: quorate | blocked | members=N | rw | ro |
-#                                            healthy | stale | unmounted (default timeout 30 s)
+#                                            healthy | stale | unmounted (default timeout 30 s;
+#                                            rw/ro: pmxcfs's quorum, /etc/pve 0755 or 0555)
+#   tests/lab/lab.sh ssh NODE CMD...         a fresh key login from the controller (no ControlPersist)
+#   tests/lab/lab.sh ssh-reset               end the ssh masters Ansible keeps (ControlPersist)
 #   tests/lab/lab.sh ansible ARGS... | ansible-playbook ARGS...   the venv's tools against the lab
 #   tests/lab/lab.sh env                     print the exports for running Ansible against the lab
 #
-# Node pve1: hostname tartanpion, private (cluster) address 10.99.0.1/24, public 192.0.2.1/24
-# Node pve2: hostname bismuth,    private (cluster) address 10.99.0.2/24, public 192.0.2.2/24
+# Node pve1: hostname tartanpion, private (cluster) address 10.99.0.1/24, public 192.0.2.1/24,
+#            Proxmox installer's /etc/hosts (the name resolves to the public address)
+# Node pve2: hostname bismuth,    private (cluster) address 10.99.0.2/24, public 192.0.2.2/24,
+#            Debian's /etc/hosts (127.0.1.1 only: its pve-cluster refuses to start until
+#            hosts_pin ran)
 # (both on one veth pair that exists only inside the two namespaces; domain elao.local).
 # State lives in $PVE2NODE_LAB_DIR (default: <repo>/.lab); `down` removes it all.
 set -euo pipefail
@@ -36,6 +43,9 @@ declare -A PUB=([pve1]=192.0.2.1 [pve2]=192.0.2.2)
 DOMAIN=elao.local
 MARK=$LAB/.pve2node-lab
 NODE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# The ssh transport into the nodes: socat with TCP_NODELAY (default), or nc (the old relay,
+# ~40 ms of Nagle stall on most exchanges; kept to measure the difference).
+RELAY=${PVE2NODE_LAB_RELAY:-socat}
 
 say() { printf 'lab: %s\n' "$*"; }
 fail() { printf 'lab: %s\n' "$*" >&2; exit 1; }
@@ -174,25 +184,32 @@ cmd_down() {
 
 write_node_files() {
   local n=$1 d=$LAB/nodes/$1 h=${HOSTOF[$1]} o
-  mkdir -p "$d"/{etc.upper/pve,etc.work,corosync,varlib,varlog,run/lab,run/sshd,run/lock,root/.ssh,sbin,pmxcfs-local,log,state}
+  mkdir -p "$d"/{etc.upper/pve,etc.work,varlib.upper,varlib.work,corosync,varlib,varlog,run/lab,run/sshd,run/lock,root/.ssh,sbin,pmxcfs-local,log,state}
   chmod 0755 "$d/run/sshd"
   chmod 0700 "$d/root" "$d/root/.ssh"
   echo "$h" >"$d/etc.upper/hostname"
-  o=$([[ $n == pve1 ]] && echo pve2 || echo pve1)
-  # seed-like /etc/hosts: the public line with FQDN and short name, and the peer's public line
-  cat >"$d/etc.upper/hosts" <<HOSTS
+  if [[ $n == pve1 ]]; then
+    # a fresh Proxmox VE install: the installer's /etc/hosts (the name on the public address)
+    cat >"$d/etc.upper/hosts" <<HOSTS
 127.0.0.1 localhost.localdomain localhost
 ${PUB[$n]} $h.$DOMAIN $h
-${PUB[$o]} ${HOSTOF[$o]}.$DOMAIN ${HOSTOF[$o]}
 
 # The following lines are desirable for IPv6 capable hosts
+
 ::1     ip6-localhost ip6-loopback
 fe00::0 ip6-localnet
 ff00::0 ip6-mcastprefix
 ff02::1 ip6-allnodes
 ff02::2 ip6-allrouters
+ff02::3 ip6-allhosts
 HOSTS
-  cp "$here"/standins/{pvecm,pve-cluster,pveversion,lab-corosync,lab-corosync-conf,lab-lib.sh} "$d/sbin/"
+  else
+    # Proxmox VE installed over Debian: Debian's /etc/hosts (the name only on 127.0.1.1)
+    printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s.%s\t%s\n\n%s\n%s\n%s\n%s\n' "$h" "$DOMAIN" "$h" \
+      "# The following lines are desirable for IPv6 capable hosts" "::1     localhost ip6-localhost ip6-loopback" \
+      "ff02::1 ip6-allnodes" "ff02::2 ip6-allrouters" >"$d/etc.upper/hosts"
+  fi
+  cp "$here"/standins/{pvecm,pve-cluster,pmxcfs,pveversion,lab-corosync,lab-corosync-conf,lab-lib.sh} "$d/sbin/"
   cat >"$d/sbin/lab.conf" <<CONF
 LAB=$LAB
 NODE=$n
@@ -217,7 +234,6 @@ PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
-AuthorizedKeysFile .ssh/authorized_keys
 PidFile /run/sshd.pid
 Subsystem sftp /usr/lib/openssh/sftp-server
 AcceptEnv LANG LC_*
@@ -233,21 +249,24 @@ set -euo pipefail
 hostname ${HOSTOF[$1]}
 mount -t overlay lab-etc -o lowerdir=/etc,upperdir=$d/etc.upper,workdir=$d/etc.work /etc
 mount --bind $d/corosync /etc/corosync
+# /var/lib of the node: its own writes (pve2node's backups in /var/lib/pve2node, ...) stay in the lab
+mount -t overlay lab-varlib -o lowerdir=/var/lib,upperdir=$d/varlib.upper,workdir=$d/varlib.work /var/lib
 mount --bind $d/varlib /var/lib/corosync
 mount --bind $d/varlog /var/log/corosync
 mount --bind $d/run /run
 mount --bind $d/root /root
 mount --bind $d/sbin /usr/local/sbin
-mount -t tmpfs -o mode=1777,size=64m lab-shm /dev/shm
+mount -t tmpfs -o mode=1777,size=256m lab-shm /dev/shm
 SCRIPT
 }
 
 cmd_up() {
   local t0=$EPOCHREALTIME n a hostmnt
   [[ $(id -u) == 0 ]] || fail "must run as root"
-  for c in corosync corosync-keygen bindfs nsenter unshare ip sshd nc ssh-keygen python3; do
+  for c in corosync corosync-keygen nsenter unshare ip sshd nc socat ssh-keygen /usr/bin/python3; do
     command -v "$c" >/dev/null || fail "missing $c (run scripts/setup.sh)"
   done
+  /usr/bin/python3 -c 'import fusepy' 2>/dev/null || fail "missing python3-fusepy (run scripts/setup.sh)"
   if [[ -e $MARK ]] || netns_exists pve1 || netns_exists pve2; then
     check_not_foreign
     if [[ -e $MARK && -e $LAB/up-done ]] && cmd_status >/dev/null 2>&1; then
@@ -289,9 +308,16 @@ cmd_up() {
       fail "node $n: anchor process did not start"
     nsenter -t "$a" -m -u -n bash -c "$(node_setup_script "$n")" || fail "node $n: mount setup failed"
   done
-  # services: pve-cluster (local mode: no cluster yet) and sshd
+  # services: pve-cluster (local mode: no cluster yet) and sshd. bismuth's pve-cluster refuses
+  # to start, as on a fresh Debian-based install: its name resolves only to 127.0.1.1.
   for n in "${NODES[@]}"; do
-    in_node "$n" /usr/local/sbin/pve-cluster start || fail "node $n: pve-cluster start failed"
+    if [[ $n == pve1 ]]; then
+      in_node "$n" /usr/local/sbin/pve-cluster start || fail "node $n: pve-cluster start failed"
+    elif in_node "$n" /usr/local/sbin/pve-cluster start 2>"$LAB/nodes/$n/log/first-start.err"; then
+      fail "node $n: pve-cluster started although ${HOSTOF[$n]} resolves only to loopback"
+    else
+      say "$n: pve-cluster refused to start, as expected before hosts_pin: $(cat "$LAB/nodes/$n/log/first-start.err")"
+    fi
     in_node "$n" /usr/sbin/sshd -f "$LAB/ssh/sshd_config.$n" -E "$LAB/nodes/$n/log/sshd.log" ||
       fail "node $n: sshd failed (see $LAB/nodes/$n/log/sshd.log)"
   done
@@ -303,6 +329,14 @@ cmd_up() {
   say "up in $(elapsed "$t0") s: nodes pve1 (tartanpion ${PRIV[pve1]}) and pve2 (bismuth ${PRIV[pve2]}); inventory $LAB/inventory.ini"
 }
 
+# relay_cmd NODE: the ssh ProxyCommand into NODE's network namespace (%h %p left to ssh).
+relay_cmd() {
+  case $RELAY in
+    nc) printf 'ip netns exec %s nc %%h %%p' "$(ns "$1")" ;;
+    *) printf 'ip netns exec %s socat - TCP:%%h:%%p,nodelay' "$(ns "$1")" ;;
+  esac
+}
+
 write_inventory() {
   local n
   {
@@ -311,7 +345,7 @@ write_inventory() {
     for n in "${NODES[@]}"; do
       printf '%s ansible_host=%s lab_node=%s private_ip=%s public_ip=%s fqdn=%s ' \
         "${HOSTOF[$n]}" "${PRIV[$n]}" "$n" "${PRIV[$n]}" "${PUB[$n]}" "${HOSTOF[$n]}.$DOMAIN"
-      printf '%s\n' "ansible_ssh_common_args='-F /dev/null -o ProxyCommand=\"ip netns exec $NSP$n nc %h %p\" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -i $LAB/ssh/id_ed25519'"
+      printf '%s\n' "ansible_ssh_common_args='-F /dev/null -o ProxyCommand=\"$(relay_cmd "$n")\" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -i $LAB/ssh/id_ed25519'"
     done
     echo
     echo "[pve:vars]"
@@ -371,7 +405,7 @@ cond_holds() {
         blocked) ((rc == 2)) ;;
         members=*) [[ $out =~ Nodes:\ +${c#members=}$'\n' ]] ;;
       esac ;;
-    rw | ro) [[ $(in_node "$n" bash -c ". /usr/local/sbin/lab-lib.sh; fuse_mount_opts /etc/pve") == "$c"* ]] ;;
+    rw | ro) [[ $(in_node "$n" bash -c ". /usr/local/sbin/lab-lib.sh; pmxcfs_mode /etc/pve") == "$c" ]] ;;
     healthy | stale | unmounted) [[ $(in_node "$n" bash -c ". /usr/local/sbin/lab-lib.sh; pve_state /etc/pve") == "$c" ]] ;;
     *) fail "unknown condition '$c' (quorate|blocked|members=N|rw|ro|healthy|stale|unmounted)" ;;
   esac
@@ -387,11 +421,30 @@ case $cmd in
   shell) n=$(node_of "${1:-}"); in_node "$n" bash -i ;;
   kill-fuse)
     n=$(node_of "${1:-}")
-    p=$(pid_from "$LAB/nodes/$n/run/lab/bindfs.pid")
-    alive "$p" bindfs || fail "node $n: no live bindfs process"
+    p=$(pid_from "$LAB/nodes/$n/run/lab/pmxcfs.pid")
+    alive "$p" pmxcfs || fail "node $n: no live pmxcfs process"
     kill -KILL "$p"
     wait_for 5 bash -c "! kill -0 $p 2>/dev/null || [[ \$(awk '{print \$3}' /proc/$p/stat 2>/dev/null) == Z ]]" || true
-    say "killed bindfs $p of $n" ;;
+    say "killed pmxcfs $p of $n" ;;
+  ssh)
+    n=$(node_of "${1:-}")
+    shift
+    [[ -e $LAB/ssh/id_ed25519 ]] || fail "lab is not up"
+    # shellcheck disable=SC2046 # the relay's words
+    exec ssh -F /dev/null -o BatchMode=yes -o ControlMaster=no -o ControlPath=none -o ConnectTimeout=10 \
+      -o ProxyCommand="$(relay_cmd "$n")" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+      -o IdentitiesOnly=yes -o LogLevel=ERROR -i "$LAB/ssh/id_ed25519" "root@${PRIV[$n]}" "$@" ;;
+  ssh-reset)
+    for p in /proc/[0-9]*; do
+      p=${p#/proc/}
+      c=""
+      { read -r c <"/proc/$p/comm"; } 2>/dev/null || continue
+      [[ $c == ssh ]] || continue
+      cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || continue
+      # a master renames itself "ssh: CONTROL_PATH [mux]", the path in the lab dir
+      [[ $cmd == *"$LAB/"* ]] && kill -TERM "$p" 2>/dev/null
+    done
+    say "ssh masters ended" ;;
   stop-corosync) n=$(node_of "${1:-}"); in_node "$n" /usr/local/sbin/lab-corosync stop ;;
   kill-corosync)
     n=$(node_of "${1:-}")

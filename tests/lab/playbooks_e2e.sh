@@ -1,8 +1,11 @@
 #!/bin/bash
 # The playbooks end-to-end on the lab (called by tests/lab/e2e.sh, also runs alone): on a fresh
 # lab, playbooks/two_node.yml in check mode (plan shown, nothing changed), for real, and again
-# (changed=0 for every task); peer loss with and without two-node mode; a dead /etc/pve FUSE
-# mount healed by playbooks/recover.yml; teardown leaving nothing. Every check reads the real
+# (changed=0 for every task), with the real readiness window after create (the join waits);
+# bismuth starts with Debian's /etc/hosts, so its cluster filesystem can start only after
+# hosts_pin; peer loss with and without two-node mode; a dead /etc/pve FUSE mount healed by
+# playbooks/recover.yml over a fresh ssh connection (root's authorized_keys is then in the dead
+# /etc/pve: the playbooks' key in ~/.ssh/authorized_keys2 lets it in); teardown leaving nothing. Every check reads the real
 # state of the nodes (files, corosync-quorumtool, mount table), not only Ansible's recap.
 # Always tears down (trap). Every wait and every Ansible run is bounded.
 set -euo pipefail
@@ -66,10 +69,12 @@ echo "-- two_node.yml --check --diff on a fresh lab: the plan, nothing changed"
 hosts1=$(n1 cat /etc/hosts)
 hosts2=$(n2 cat /etc/hosts)
 stat_before=$(n1 stat -c '%i %s %Y' /etc/hosts; n2 stat -c '%i %s %Y' /etc/hosts)
-play check playbooks/two_node.yml --check --diff
+play check pve2node.cluster.two_node --check --diff
 check_eq "check mode: exit 0" 0 "$play_rc"
-check_eq "check mode recap tartanpion (create and its hosts change planned)" "ok=4 changed=2 failed=0" "$(recap_of tartanpion)"
-check_eq "check mode recap bismuth (join and its hosts change planned)" "ok=3 changed=2 failed=0" "$(recap_of bismuth)"
+check_eq "check mode recap tartanpion (create and its hosts change planned)" "ok=5 changed=2 failed=0" "$(recap_of tartanpion)"
+check_eq "check mode recap bismuth (hosts change, pve-cluster start and join planned)" "ok=4 changed=3 failed=0" "$(recap_of bismuth)"
+check_has "check mode: bismuth's /etc/pve start planned (its pmxcfs refused to start)" "/etc/pve mounted and healthy@bismuth" "$(changed_tasks)"
+check_lacks "check mode: tartanpion's healthy /etc/pve left alone" "/etc/pve mounted and healthy@tartanpion" "$(changed_tasks)"
 check_has "check mode: hosts diff shown for tartanpion" "-192.0.2.1 tartanpion.elao.local tartanpion
 +192.0.2.1 tartanpion.elao.local" "$play_out"
 check_has "check mode: the pinned line shown" "+10.99.0.1 tartanpion" "$play_out"
@@ -83,27 +88,36 @@ check_eq "check mode: /etc/hosts not rewritten (inode, size, mtime)" "$stat_befo
 check_eq "check mode: no backup of /etc/hosts made" "" "$(n1 find /etc -maxdepth 1 -name 'hosts.*~'; n2 find /etc -maxdepth 1 -name 'hosts.*~')"
 check "check mode: no /etc/pve/corosync.conf on either node" bash -c "'$L' exec pve1 test ! -e /etc/pve/corosync.conf && '$L' exec pve2 test ! -e /etc/pve/corosync.conf"
 check "check mode: no /etc/corosync/corosync.conf nor authkey on either node" bash -c "'$L' exec pve1 test ! -e /etc/corosync/corosync.conf -a ! -e /etc/corosync/authkey && '$L' exec pve2 test ! -e /etc/corosync/corosync.conf -a ! -e /etc/corosync/authkey"
+check_eq "check mode: bismuth's /etc/pve still not mounted" unmounted "$(n2 bash -c '. /usr/local/sbin/lab-lib.sh; pve_state /etc/pve')"
+check "check mode: no ~/.ssh/authorized_keys2 written" bash -c "'$L' exec pve1 test ! -e /root/.ssh/authorized_keys2 && '$L' exec pve2 test ! -e /root/.ssh/authorized_keys2"
 check "check mode: corosync not running on either node" bash -c "! '$L' exec pve1 /usr/local/sbin/lab-corosync status && ! '$L' exec pve2 /usr/local/sbin/lab-corosync status"
 if corosync_running pve1 || corosync_running pve2; then bad "check mode: no corosync process in the nodes' namespaces"; else ok "check mode: no corosync process in the nodes' namespaces"; fi
 
 echo "-- two_node.yml --diff: the real run"
+check_has "before: bismuth's pve-cluster refuses to start (name only on 127.0.1.1)" "Unable to resolve node name 'bismuth' to a non-loopback IP address" "$(n2 /usr/local/sbin/pve-cluster start 2>&1)"
 t0=$EPOCHREALTIME
-play run1 playbooks/two_node.yml --diff
+play run1 pve2node.cluster.two_node --diff
 t_run1=$(elapsed "$t0")
 check_eq "run: exit 0" 0 "$play_rc"
-check_eq "run: recap tartanpion" "ok=6 changed=3 failed=0" "$(recap_of tartanpion)"
-check_eq "run: recap bismuth" "ok=3 changed=2 failed=0" "$(recap_of bismuth)"
-check_eq "run: changed tasks" "Create cluster elao@tartanpion, Join cluster elao through 10.99.0.1@bismuth, Short hostname -> private IP in /etc/hosts@bismuth, Short hostname -> private IP in /etc/hosts@tartanpion, two_node in the cluster configuration@tartanpion" "$(changed_tasks)"
+check_eq "run: recap tartanpion" "ok=8 changed=4 failed=0" "$(recap_of tartanpion)"
+check_eq "run: recap bismuth" "ok=5 changed=4 failed=0" "$(recap_of bismuth)"
+check_eq "run: changed tasks" "/etc/pve mounted and healthy@bismuth, Create cluster elao@tartanpion, Join cluster elao through 10.99.0.1@bismuth, Short hostname -> private IP in /etc/hosts@bismuth, Short hostname -> private IP in /etc/hosts@tartanpion, The controller's login key also in ~/.ssh/authorized_keys2 (outside /etc/pve)@bismuth, The controller's login key also in ~/.ssh/authorized_keys2 (outside /etc/pve)@tartanpion, two_node in the cluster configuration@tartanpion" "$(changed_tasks)"
 check_has "run: create argv shown" '"argv: pvecm create elao --link0 10.99.0.1"' "$play_out"
 check_has "run: join argv shown" '"argv: pvecm add 10.99.0.1 --link0 10.99.0.2 --use_ssh 1"' "$play_out"
 check_eq "run: tartanpion's /etc/hosts: public line keeps the FQDN, short name pinned" "127.0.0.1 localhost.localdomain localhost
 192.0.2.1 tartanpion.elao.local
-192.0.2.2 bismuth.elao.local bismuth
 10.99.0.1 tartanpion" "$(n1 grep -vE '^(#|$|::1|f[ef]0)' /etc/hosts)"
-check_eq "run: bismuth's /etc/hosts" "127.0.0.1 localhost.localdomain localhost
-192.0.2.2 bismuth.elao.local
-192.0.2.1 tartanpion.elao.local tartanpion
-10.99.0.2 bismuth" "$(n2 grep -vE '^(#|$|::1|f[ef]0)' /etc/hosts)"
+check_eq "run: bismuth's /etc/hosts: Debian's 127.0.1.1 line keeps the FQDN, short name pinned" "127.0.0.1	localhost
+127.0.1.1	bismuth.elao.local
+10.99.0.2	bismuth" "$(n2 grep -vE '^(#|$|::1|f[ef]0)' /etc/hosts)"
+check_has "run: bismuth's /etc/pve came up after hosts_pin" "healthy" "$(n2 /usr/local/sbin/pve-cluster status 2>&1)"
+check_has "run: bismuth's pmxcfs resolved its private address" '"ip": "10.99.0.2"' "$(n2 cat /etc/pve/.members)"
+check "run: the join waited for the readiness window (bismuth in the cluster, /etc/pve writable)" bash -c "[[ \$('$L' exec pve2 cat /etc/pve/.members) == *'\"quorate\": 1'* ]]"
+key=$(cat "$LAB/ssh/id_ed25519.pub")
+for n in pve1 pve2; do
+  check_eq "run: $n: root's authorized_keys is a symlink into /etc/pve/priv" /etc/pve/priv/authorized_keys "$("$L" exec "$n" readlink /root/.ssh/authorized_keys)"
+  check_eq "run: $n: the controller's key in ~/.ssh/authorized_keys2 (once)" "$key" "$("$L" exec "$n" cat /root/.ssh/authorized_keys2)"
+done
 check_eq "run: the resolver: tartanpion -> 10.99.0.1 on tartanpion, bismuth -> 10.99.0.2 on bismuth" "10.99.0.1 10.99.0.2" \
   "$(n1 getent hosts tartanpion | awk '{ print $1 }') $(n2 getent hosts bismuth | awk '{ print $1 }')"
 check "run: a backup of /etc/hosts kept on each node" bash -c "[[ -n \$('$L' exec pve1 find /etc -maxdepth 1 -name 'hosts.*~') && -n \$('$L' exec pve2 find /etc -maxdepth 1 -name 'hosts.*~') ]]"
@@ -126,11 +140,11 @@ check_has "run: the assert's summary" "elao: quorate, 2 nodes, flags 2Node Quora
 echo "-- two_node.yml again: changed=0 for every task"
 sums=$(n1 sha256sum /etc/hosts /etc/pve/corosync.conf /etc/corosync/corosync.conf; n2 sha256sum /etc/hosts /etc/corosync/corosync.conf)
 t0=$EPOCHREALTIME
-play run2 playbooks/two_node.yml --diff
+play run2 pve2node.cluster.two_node --diff
 t_run2=$(elapsed "$t0")
 check_eq "again: exit 0" 0 "$play_rc"
-check_eq "again: recap tartanpion changed=0" "ok=6 changed=0 failed=0" "$(recap_of tartanpion)"
-check_eq "again: recap bismuth changed=0" "ok=3 changed=0 failed=0" "$(recap_of bismuth)"
+check_eq "again: recap tartanpion changed=0" "ok=8 changed=0 failed=0" "$(recap_of tartanpion)"
+check_eq "again: recap bismuth changed=0" "ok=5 changed=0 failed=0" "$(recap_of bismuth)"
 check_eq "again: no task reported changed" "" "$(changed_tasks)"
 check_has "again: create says why not" "this node is already a member of cluster 'elao'" "$play_out"
 check_eq "again: /etc/hosts and corosync.conf files unchanged on both nodes" "$sums" "$(n1 sha256sum /etc/hosts /etc/pve/corosync.conf /etc/corosync/corosync.conf; n2 sha256sum /etc/hosts /etc/corosync/corosync.conf)"
@@ -163,7 +177,7 @@ run_rc out err rc pve1 pvecm status
 check_eq "off: pvecm status exit 2" 2 "$rc"
 check "off: /etc/pve read-only on tartanpion (<= 10 s)" lab_wait pve1 ro 10
 run_rc out err rc pve1 bash -c 'echo x >/etc/pve/playbooks-e2e.txt'
-check_has "off: write refused" "Read-only file system" "$err"
+check_has "off: write refused (EACCES, like pmxcfs)" "Permission denied" "$err"
 check_eq "off: file kept" survivor "$(n1 cat /etc/pve/playbooks-e2e.txt)"
 
 echo "-- two-node mode back on through two_node.yml"
@@ -171,34 +185,42 @@ echo "-- two-node mode back on through two_node.yml"
 check "bismuth back, tartanpion quorate (<= 30 s)" lab_wait pve1 quorate 30
 check "bismuth quorate (<= 30 s)" lab_wait pve2 quorate 30
 sum_before=$(n1 sha256sum /etc/pve/corosync.conf)
-play check2 playbooks/two_node.yml --check --diff
+play check2 pve2node.cluster.two_node --check --diff
 check_eq "check mode, cluster without two_node: exit 0 (the assert knows it is only planned)" 0 "$play_rc"
 check_eq "check mode, cluster without two_node: only the two_node task would change" "two_node in the cluster configuration@tartanpion" "$(changed_tasks)"
 check_has "check mode, cluster without two_node: its diff shown" "+  two_node: 1" "$play_out"
 check_has "check mode, cluster without two_node: the assert says so" "(two_node planned, check mode)" "$play_out"
 check_eq "check mode, cluster without two_node: corosync.conf unchanged" "$sum_before" "$(n1 sha256sum /etc/pve/corosync.conf)"
-play run3 playbooks/two_node.yml
+play run3 pve2node.cluster.two_node
 check_eq "on: exit 0" 0 "$play_rc"
 check_eq "on: only the two_node task changed" "two_node in the cluster configuration@tartanpion" "$(changed_tasks)"
 check_eq "on: config_version 5 in /etc/pve" 5 "$(conf_version pve1 /etc/pve/corosync.conf)"
-check_eq "on: flags on both" "2Node Quorate WaitForAll|2Node Quorate WaitForAll" "$(flags pve1)|$(flags pve2)"
+# bismuth's corosync applies the reload a moment after tartanpion's: poll (bounded)
+both_flags() { [[ "$(flags pve1)|$(flags pve2)" == "2Node Quorate WaitForAll|2Node Quorate WaitForAll" ]]; }
+wait_for 10 both_flags || true
+check_eq "on: flags on both (<= 10 s)" "2Node Quorate WaitForAll|2Node Quorate WaitForAll" "$(flags pve1)|$(flags pve2)"
 
 echo "-- dead /etc/pve FUSE mount healed by recover.yml"
 "$L" kill-fuse pve2 >/dev/null
 run_rc out err rc pve2 stat /etc/pve
 check_has "stale: stat /etc/pve: Transport endpoint is not connected" "Transport endpoint is not connected" "$err"
-play recover playbooks/recover.yml
+# a fresh ssh connection, as a new controller run would make: no ControlPersist master left
+"$L" ssh-reset >/dev/null
+check_eq "stale: no ssh master left to reuse" "" "$(for p in /proc/[0-9]*; do c=""; { read -r c <"$p/comm"; } 2>/dev/null; [[ $c == ssh ]] && grep -qF "$LAB/" "$p/cmdline" 2>/dev/null && echo "${p#/proc/}"; done)"
+check "stale: bismuth's authorized_keys is unreadable (in the dead /etc/pve)" n2 bash -c '! cat /root/.ssh/authorized_keys >/dev/null 2>&1'
+play recover pve2node.cluster.recover
 check_eq "recover: exit 0" 0 "$play_rc"
 check_has "recover: bismuth stale -> healthy" '"msg": "bismuth: stale -> healthy"' "$play_out"
 check_has "recover: tartanpion left alone" '"msg": "tartanpion: healthy -> healthy"' "$play_out"
-check_eq "recover: recap bismuth" "ok=2 changed=1 failed=0" "$(recap_of bismuth)"
-check_eq "recover: recap tartanpion" "ok=2 changed=0 failed=0" "$(recap_of tartanpion)"
+check_lacks "recover: no host unreachable" "UNREACHABLE" "$play_out"
+check_eq "recover: recap bismuth" "ok=3 changed=1 failed=0" "$(recap_of bismuth)"
+check_eq "recover: recap tartanpion" "ok=3 changed=0 failed=0" "$(recap_of tartanpion)"
 check_eq "recover: the mount table shows a fuse mount on /etc/pve" fuse "$(mount_type pve2 /etc/pve)"
 check "recover: stat /etc/pve works" n2 stat /etc/pve
 check "recover: .members readable" n2 test -r /etc/pve/.members
 check_eq "recover: the cluster's files are back" survivor "$(n2 cat /etc/pve/playbooks-e2e.txt 2>&1)"
-play recover2 playbooks/recover.yml
-check_eq "recover again: nothing to do (changed=0 on both)" "ok=2 changed=0 failed=0|ok=2 changed=0 failed=0" "$(recap_of tartanpion)|$(recap_of bismuth)"
+play recover2 pve2node.cluster.recover
+check_eq "recover again: nothing to do (changed=0 on both)" "ok=3 changed=0 failed=0|ok=3 changed=0 failed=0" "$(recap_of tartanpion)|$(recap_of bismuth)"
 
 echo "-- down leaves nothing"
 mapfile -t pids < <(lab_pids)

@@ -103,6 +103,16 @@ pve_state() {
   fi
 }
 
+# pmxcfs_mode [PATH]: rw when the cluster filesystem at PATH (default /etc/pve) is writable
+# (pmxcfs has quorum: the root shows 0755), ro when not (0555), empty when it does not answer.
+pmxcfs_mode() {
+  case $(stat -c %a "${1:-/etc/pve}" 2>/dev/null) in
+    755) echo rw ;;
+    555) echo ro ;;
+  esac
+  return 0
+}
+
 # config_version FILE: the first config_version number in FILE, as pmxcfs reads it (empty if
 # the file is missing or has none).
 config_version() {
