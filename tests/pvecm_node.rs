@@ -815,3 +815,58 @@ fn playbooks_lone_node_then_remove_node() {
     let (ok_, text) = playbook(&lab, "remove_node.yml", &[]).unwrap();
     assert!(!ok_ && text.contains("-e node=NAME"), "{text}");
 }
+
+/// RETURN of pvecm_node.yml (through ansible-doc --json) documents every key a run returns and
+/// every key main.rs can set (as tests/collection_docs.rs does for the other modules).
+#[test]
+fn return_doc_covers_every_key() {
+    let Some(bin) = common::ansible_bin() else {
+        return;
+    };
+    let dir = TempDir::new("l7-docjson");
+    let lib = common::ansible_library(&dir, &[("pvecm_node", BIN)]);
+    let out = common::ansible_cmd(&bin, "ansible-doc", &dir, &lib)
+        .args(["--json", "-M"])
+        .arg(&lib)
+        .arg("pvecm_node")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let documented: std::collections::BTreeSet<String> = v["pvecm_node"]["return"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let src =
+        std::fs::read_to_string(common::repo_root().join("modules/pvecm_node/main.rs")).unwrap();
+    let mut keys = std::collections::BTreeSet::new();
+    for pat in [".with(", ".set("] {
+        for (i, _) in src.match_indices(pat) {
+            let rest = src[i + pat.len()..].trim_start();
+            if let Some(k) = rest.strip_prefix('"').and_then(|r| r.split('"').next()) {
+                if !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                    keys.insert(k.to_string());
+                }
+            }
+        }
+    }
+    let lab = Lab::new("l7-doc-runs");
+    lab.set("view", "alone");
+    for args in [
+        json!({"state": "info"}),
+        json!({"state": "lone", "peer": "beta", "confirm_peer_powered_off": "beta"}),
+        json!({"state": "absent", "node": "beta", "_ansible_diff": true}),
+    ] {
+        let r = lab.with_pmxcfs(|| lab.run(args));
+        for k in r.json.as_object().unwrap().keys() {
+            keys.insert(k.clone());
+        }
+    }
+    for k in ["failed", "invocation", "warnings"] {
+        keys.remove(k);
+    }
+    let missing: Vec<&String> = keys.difference(&documented).collect();
+    assert!(missing.is_empty(), "RETURN lacks {missing:?}");
+}
