@@ -131,6 +131,20 @@ impl Failure {
         self.data.insert(key.to_string(), value.into());
         self
     }
+    /// Adds the command's `cmd`, `rc`, `stdout`, `stderr` (and `timed_out`) to the failure
+    /// result, as [`crate::run::Output::to_json`] renders them: the one way a module shows a
+    /// command it ran.
+    pub fn with_command(mut self, o: &crate::run::Output) -> Failure {
+        merge_command(&mut self.data, o);
+        self
+    }
+}
+
+/// The keys of `Output::to_json` merged into a result's top level.
+fn merge_command(data: &mut Map<String, Value>, o: &crate::run::Output) {
+    if let Value::Object(m) = o.to_json() {
+        data.extend(m);
+    }
 }
 
 impl<E: std::error::Error> From<E> for Failure {
@@ -182,6 +196,12 @@ impl Outcome {
     pub fn set(&mut self, key: &str, value: impl Into<Value>) {
         self.data.insert(key.to_string(), value.into());
     }
+    /// Adds the command's `cmd`, `rc`, `stdout`, `stderr` (and `timed_out`) to the result,
+    /// as [`crate::run::Output::to_json`] renders them (see [`Failure::with_command`]).
+    pub fn with_command(mut self, o: &crate::run::Output) -> Outcome {
+        merge_command(&mut self.data, o);
+        self
+    }
 }
 
 /// The validated, coerced parameters. Every spec'd name is present (null when not given and
@@ -227,15 +247,22 @@ impl Params {
         }
     }
     /// An int parameter holding seconds, checked to lie in `min..=max` (so deadlines computed
-    /// from it can never overflow): `timeout must be between 1 and 86400 seconds, got 0`.
+    /// from it can never overflow), with the same message as a `Param::range` refusal:
+    /// `timeout must be between 1 and 86400, got 0`. A parameter declared with
+    /// `.range(min, max)` in its spec is already checked by [`validate`]: use
+    /// [`Params::duration`] for it.
     pub fn seconds(&self, name: &str, min: u64, max: u64) -> Result<std::time::Duration, Failure> {
         let v = self.int(name).unwrap_or(min as i64);
         if v < min as i64 || v > max as i64 {
-            return Err(Failure::new(format!(
-                "{name} must be between {min} and {max} seconds, got {v}"
-            )));
+            return Err(Failure::new(range_message(name, min as i64, max as i64, v)));
         }
         Ok(std::time::Duration::from_secs(v.unsigned_abs()))
+    }
+    /// An int parameter holding seconds whose range the spec declares (`.range(0, 86400)`),
+    /// so validation has already refused anything negative or too large. Not given and
+    /// without default: zero.
+    pub fn duration(&self, name: &str) -> std::time::Duration {
+        std::time::Duration::from_secs(self.int(name).unwrap_or(0).max(0).unsigned_abs())
     }
     pub fn is_set(&self, name: &str) -> bool {
         self.get(name).is_some()
@@ -810,6 +837,12 @@ fn internal_bool(v: &Value) -> bool {
     to_bool(v).unwrap_or(false)
 }
 
+/// The one message for a number out of its declared range: `timeout must be between 0 and
+/// 86400, got 100000`.
+pub fn range_message(name: &str, min: i64, max: i64, got: i64) -> String {
+    format!("{name} must be between {min} and {max}, got {got}")
+}
+
 /// The spec's supported names for the "Unsupported parameters" message: sorted, each with its
 /// aliases in parentheses (`hostname (name)`).
 fn supported_list(spec: &Spec) -> String {
@@ -966,6 +999,24 @@ pub fn validate(
         }
     }
 
+    for p in spec.params {
+        let Some((min, max)) = p.range else {
+            continue;
+        };
+        let items: Vec<&Value> = match values.get(p.name) {
+            Some(Value::Array(a)) => a.iter().collect(),
+            Some(v) => vec![v],
+            None => Vec::new(),
+        };
+        for v in items {
+            if let Some(i) = v.as_i64() {
+                if i < min || i > max {
+                    return Err(Failure::new(range_message(p.name, min, max, i)));
+                }
+            }
+        }
+    }
+
     for r in spec.required_if {
         let current = match values.get(r.param) {
             Some(Value::String(s)) => s.clone(),
@@ -1082,6 +1133,25 @@ pub fn context(spec: &Spec, text: &str, source: &str) -> Result<Ctx, Failure> {
     })
 }
 
+/// AnsibleModule's message when a module without check-mode support is run in check mode.
+pub fn check_mode_unsupported(module: &str) -> String {
+    format!("remote module ({module}) does not support check mode")
+}
+
+/// Runs the logic on a validated context, unless the task is in check mode and the module
+/// does not declare `supports_check_mode`: then, as AnsibleModule does, nothing runs and the
+/// result is `skipped: true` (not changed, not failed) with its message.
+pub fn dispatch(
+    spec: &Spec,
+    ctx: &mut Ctx,
+    logic: fn(&mut Ctx) -> Result<Outcome, Failure>,
+) -> Result<Outcome, Failure> {
+    if ctx.check_mode && !spec.supports_check_mode {
+        return Ok(Outcome::new(false, check_mode_unsupported(spec.module)).with("skipped", true));
+    }
+    logic(ctx)
+}
+
 /// The one exit path of every module: read args, validate, run the logic, print one JSON
 /// object on stdout, exit 0 on success and 1 on failure.
 pub fn run(spec: &Spec, logic: fn(&mut Ctx) -> Result<Outcome, Failure>) -> ! {
@@ -1089,7 +1159,7 @@ pub fn run(spec: &Spec, logic: fn(&mut Ctx) -> Result<Outcome, Failure>) -> ! {
     let (value, code) = match read_input(&args).and_then(|(t, s)| context(spec, &t, &s)) {
         Err(f) => result_json(spec, None, Err(f)),
         Ok(mut ctx) => {
-            let outcome = logic(&mut ctx);
+            let outcome = dispatch(spec, &mut ctx, logic);
             result_json(spec, Some(&ctx), outcome)
         }
     };

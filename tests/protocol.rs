@@ -385,3 +385,34 @@ fn nan_inside_a_string_is_fine() {
     assert_eq!(r.code, 0);
     assert_eq!(r.json["seen_name"], json!("NaN Infinity"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Numeric ranges declared in the real modules' specs
+
+#[test]
+fn every_timeout_is_range_checked_before_anything_runs() {
+    for (name, bin, min) in [
+        ("pvecm_cluster", env!("CARGO_BIN_EXE_pvecm_cluster"), 1),
+        ("cman_two_node", env!("CARGO_BIN_EXE_cman_two_node"), 0),
+        ("fuse_recover", env!("CARGO_BIN_EXE_fuse_recover"), 0),
+    ] {
+        let bin = PathBuf::from(bin);
+        // state=info for pvecm_cluster: it used to accept any timeout there.
+        for bad in [min - 1, 86_401] {
+            let mut args = json!({"timeout": bad, "_ansible_check_mode": true});
+            if name == "pvecm_cluster" {
+                args["state"] = json!("info");
+            }
+            let r = with_file(&bin, args.to_string().as_bytes());
+            assert_eq!(
+                r.json["msg"],
+                json!(format!(
+                    "timeout must be between {min} and 86400, got {bad}"
+                )),
+                "{name}: {}",
+                r.json
+            );
+            assert_eq!(r.json["changed"], json!(false));
+        }
+    }
+}

@@ -32,7 +32,9 @@ const SPEC: Spec = Spec {
         Param::new("activate", Type::Bool).default(D::Bool(true)),
         Param::new("activate_command", Type::List(protocol::Elem::Str)),
         Param::new("verify", Type::Bool).default(D::Bool(true)),
-        Param::new("timeout", Type::Int).default(D::Int(30)),
+        Param::new("timeout", Type::Int)
+            .default(D::Int(30))
+            .range(0, 86_400),
         Param::new("validate", Type::Bool).default(D::Bool(true)),
         Param::new("backup", Type::Bool).default(D::Bool(false)),
     ],

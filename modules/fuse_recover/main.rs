@@ -26,7 +26,9 @@ const SPEC: Spec = Spec {
             .choices(&["auto", "systemd", "sysv"]),
         Param::new("start_command", Type::List(Elem::Str)),
         Param::new("lazy", Type::Bool).default(D::Bool(true)),
-        Param::new("timeout", Type::Int).default(D::Int(30)),
+        Param::new("timeout", Type::Int)
+            .default(D::Int(30))
+            .range(0, 86_400),
         Param::new("health_file", Type::Str).default(D::Str(".members")),
     ],
     mutually_exclusive: &[],

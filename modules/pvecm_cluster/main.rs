@@ -34,7 +34,9 @@ const SPEC: Spec = Spec {
         Param::new("fingerprint", Type::Str),
         Param::new("force", Type::Bool).default(D::Bool(false)),
         Param::new("wait", Type::Bool).default(D::Bool(true)),
-        Param::new("timeout", Type::Int).default(D::Int(120)),
+        Param::new("timeout", Type::Int)
+            .default(D::Int(120))
+            .range(1, 86_400),
         Param::new("pvecm", Type::Path).default(D::Str("pvecm")),
     ],
     mutually_exclusive: &[],
