@@ -445,6 +445,8 @@ fn elem_error(name: &str, v: &Value, to: &str, why: Why) -> Failure {
 fn to_bool(v: &Value) -> Result<bool, Why> {
     let text = match v {
         Value::Bool(b) => return Ok(*b),
+        // No valid word is longer than 5 letters: a long string is not lowercased in full.
+        Value::String(s) if s.trim().len() > 5 => String::new(),
         Value::String(s) => s.trim().to_lowercase(),
         Value::Number(n) => match n.as_f64() {
             Some(1.0) => return Ok(true),
@@ -460,7 +462,10 @@ fn to_bool(v: &Value) -> Result<bool, Why> {
     } else {
         Err(format!(
             "The value '{}' is not a valid boolean. Valid booleans include: 'yes', 'no', 'on', 'off', 'true', 'false', 'y', 'n', 't', 'f', '1', '0', 1, 0",
-            py_str(v)
+            match v {
+                Value::String(s) => shorten(s),
+                other => py_str(other).into(),
+            }
         ))
     }
 }
@@ -759,22 +764,65 @@ fn py_str(v: &Value) -> String {
     }
 }
 
+/// How many characters of a value a message shows (see [`shorten`]).
+pub const SHOWN_CHARS: usize = 200;
+/// How many items of a list or dict a message shows.
+const SHOWN_ITEMS: usize = 20;
+/// The longest `msg` a result carries: longer ones (a module quoting a huge value or output)
+/// are cut, saying their length, so a 100 MB input is never echoed whole.
+pub const MSG_CHARS: usize = 16_384;
+
+/// A value as a message shows it: whole up to [`SHOWN_CHARS`] characters, else its first
+/// ones and its length: `aaaa… (104857600 characters in all)`.
+pub fn shorten(s: &str) -> std::borrow::Cow<'_, str> {
+    shorten_to(s, SHOWN_CHARS)
+}
+
+/// [`shorten`] with another limit.
+pub fn shorten_to(s: &str, limit: usize) -> std::borrow::Cow<'_, str> {
+    // Cheap test first: a string of at most `limit` bytes has at most `limit` characters.
+    if s.len() <= limit {
+        return s.into();
+    }
+    match s.char_indices().nth(limit) {
+        None => s.into(),
+        Some((at, _)) => format!("{}… ({} characters in all)", &s[..at], s.chars().count()).into(),
+    }
+}
+
 /// Python-ish repr of a value for messages: strings in single quotes, `True`, `None`, lists
-/// and dicts in Python's literal style.
+/// and dicts in Python's literal style; long strings and long lists cut (see [`shorten`]).
 fn py_repr(v: &Value) -> String {
+    let more = |n: usize| {
+        if n > SHOWN_ITEMS {
+            format!(", … ({n} items in all)")
+        } else {
+            String::new()
+        }
+    };
     match v {
-        Value::String(s) => format!("'{s}'"),
+        Value::String(s) => format!("'{}'", shorten(s)),
         Value::Bool(true) => "True".into(),
         Value::Bool(false) => "False".into(),
         Value::Null => "None".into(),
         Value::Number(n) => n.to_string(),
-        Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
-        Value::Object(m) => format!(
-            "{{{}}}",
-            m.iter()
-                .map(|(k, v)| format!("'{k}': {}", py_repr(v)))
+        Value::Array(a) => format!(
+            "[{}{}]",
+            a.iter()
+                .take(SHOWN_ITEMS)
+                .map(py_repr)
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            more(a.len())
+        ),
+        Value::Object(m) => format!(
+            "{{{}{}}}",
+            m.iter()
+                .take(SHOWN_ITEMS)
+                .map(|(k, v)| format!("'{}': {}", shorten(k), py_repr(v)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            more(m.len())
         ),
     }
 }
@@ -833,8 +881,15 @@ pub struct Internal {
     pub ignore_unknown_opts: bool,
 }
 
-fn internal_bool(v: &Value) -> bool {
-    to_bool(v).unwrap_or(false)
+/// An `_ansible_*` boolean, coerced like any bool parameter: null or `""` is false (not
+/// given), anything that is not a boolean is refused (never read as "false", which would
+/// turn a check-mode run into a real one).
+fn internal_bool(key: &str, v: &Value) -> Result<bool, Failure> {
+    match v {
+        Value::Null => Ok(false),
+        Value::String(s) if s.is_empty() => Ok(false),
+        _ => to_bool(v).map_err(|w| type_error(key, v, "bool", w)),
+    }
 }
 
 /// The one message for a number out of its declared range: `timeout must be between 0 and
@@ -875,11 +930,22 @@ pub fn validate(
     for (key, value) in raw {
         if let Some(k) = key.strip_prefix("_ansible_") {
             match k {
-                "check_mode" => internal.check_mode = internal_bool(value),
-                "diff" => internal.diff = internal_bool(value),
-                "no_log" => internal.no_log = internal_bool(value),
-                "ignore_unknown_opts" => internal.ignore_unknown_opts = internal_bool(value),
-                "verbosity" => internal.verbosity = to_int(value).unwrap_or(0),
+                "check_mode" => internal.check_mode = internal_bool(key, value)?,
+                "diff" => internal.diff = internal_bool(key, value)?,
+                "no_log" => internal.no_log = internal_bool(key, value)?,
+                "ignore_unknown_opts" => internal.ignore_unknown_opts = internal_bool(key, value)?,
+                // Booleans this protocol does not use, checked all the same (AnsibleModule's
+                // PASS_BOOLS).
+                "debug" | "keep_remote_files" => {
+                    internal_bool(key, value)?;
+                }
+                "verbosity" => {
+                    internal.verbosity = match value {
+                        Value::Null => 0,
+                        Value::String(s) if s.is_empty() => 0,
+                        _ => to_int(value).map_err(|w| type_error(key, value, "int", w))?,
+                    }
+                }
                 _ => {}
             }
             continue;
@@ -981,7 +1047,7 @@ pub fn validate(
                         "value of {} must be one or more of: {}. Got no match for: {}",
                         p.name,
                         p.choices.join(", "),
-                        bad.join(", ")
+                        shorten_to(&bad.join(", "), SHOWN_CHARS * 4)
                     )));
                 }
             }
@@ -992,7 +1058,7 @@ pub fn validate(
                         "value of {} must be one of: {}, got: {}",
                         p.name,
                         p.choices.join(", "),
-                        t
+                        shorten(&t)
                     )));
                 }
             }
@@ -1048,7 +1114,14 @@ pub fn validate(
         return Err(Failure::new(format!(
             "Unsupported parameters for ({}) module: {}. Supported parameters include: {}.",
             spec.module,
-            unsupported.join(", "),
+            shorten_to(
+                &unsupported
+                    .iter()
+                    .map(|k| shorten(k))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                SHOWN_CHARS * 4
+            ),
             supported_list(spec)
         )));
     }
@@ -1106,6 +1179,11 @@ pub fn result_json(
             1
         }
     };
+    if let Some(Value::String(m)) = out.get_mut("msg") {
+        if let std::borrow::Cow::Owned(cut) = shorten_to(m, MSG_CHARS) {
+            *m = cut;
+        }
+    }
     if let Some(c) = ctx {
         if !c.warnings.is_empty() {
             out.insert(

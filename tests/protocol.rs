@@ -416,3 +416,16 @@ fn every_timeout_is_range_checked_before_anything_runs() {
         }
     }
 }
+
+#[test]
+fn an_invalid_check_mode_flag_stops_every_module_before_it_acts() {
+    for (name, bin) in bins() {
+        for bad in [json!("maybe"), json!(2), json!([true])] {
+            let args = json!({"_ansible_check_mode": bad, "name": "x", "change": true});
+            let r = with_file(&bin, args.to_string().as_bytes());
+            assert_failed(&r, "argument '_ansible_check_mode' is of type ");
+            assert_eq!(r.json["changed"], json!(false), "{name}");
+            assert!(r.json.get("seen_check_mode").is_none(), "{name}: logic ran");
+        }
+    }
+}

@@ -1281,3 +1281,108 @@ fn a_command_attaches_its_cmd_rc_stdout_stderr() {
     assert_eq!(f["msg"], json!("bad"));
     assert_eq!(v["changed"], json!(true));
 }
+
+// ---------------------------------------------------------------------------------------------
+// `_ansible_*` booleans, long values in messages
+
+#[test]
+fn invalid_internal_booleans_are_refused_never_false() {
+    for key in [
+        "_ansible_check_mode",
+        "_ansible_diff",
+        "_ansible_no_log",
+        "_ansible_debug",
+        "_ansible_keep_remote_files",
+        "_ansible_ignore_unknown_opts",
+    ] {
+        for bad in [
+            json!("maybe"),
+            json!(2),
+            json!([true]),
+            json!({}),
+            json!(0.5),
+        ] {
+            let msg = err(&LOOSE, json!({ key: bad }));
+            assert!(
+                msg.starts_with(&format!("argument '{key}' is of type ")),
+                "{key}={bad}: {msg}"
+            );
+            assert!(msg.contains("unable to convert to bool"), "{msg}");
+        }
+        for (good, want) in [
+            (json!("yes"), true),
+            (json!(" On "), true),
+            (json!(1), true),
+            (json!("f"), false),
+            (json!(null), false),
+            (json!(""), false),
+        ] {
+            assert!(
+                context(&LOOSE, &json!({ key: good }).to_string(), "t").is_ok(),
+                "{key}={good}"
+            );
+            if key == "_ansible_check_mode" {
+                assert_eq!(ok(&LOOSE, json!({ key: good })).check_mode, want, "{good}");
+            }
+        }
+    }
+    let msg = err(&LOOSE, json!({"_ansible_verbosity": "loud"}));
+    assert!(
+        msg.starts_with(
+            "argument '_ansible_verbosity' is of type str and we were unable to convert to int"
+        ),
+        "{msg}"
+    );
+    assert_eq!(ok(&LOOSE, json!({"_ansible_verbosity": null})).verbosity, 0);
+    // Keys this protocol does not know stay accepted, whatever their value.
+    assert!(context(&LOOSE, r#"{"_ansible_future_thing": "maybe"}"#, "t").is_ok());
+}
+
+#[test]
+fn long_values_are_cut_in_messages_with_their_length() {
+    let huge = "x".repeat(1_000_000);
+    let cases = [
+        json!({ "i": huge }),
+        json!({ "b": huge }),
+        json!({ "s": [huge] }),
+        json!({ "li": [huge] }),
+        json!({ "_ansible_check_mode": huge }),
+        json!({ huge.clone(): 1 }),
+    ];
+    for args in cases {
+        let msg = err(&LOOSE, args);
+        assert!(msg.len() < 2_000, "{} bytes: {}", msg.len(), &msg[..300]);
+        assert!(msg.contains("… (1000000 characters in all)"), "{msg}");
+    }
+    let msg = err(&SPEC, json!({"hostname": "h", "ip": "1", "state": huge}));
+    assert!(
+        msg.starts_with("value of state must be one of: present, absent, got: xxx"),
+        "{msg}"
+    );
+    assert!(msg.len() < 2_000);
+    // A list of many items shows the first ones and the count.
+    let many: Vec<Value> = (0..100_000).map(|_| json!([1])).collect();
+    let msg = err(&LOOSE, json!({ "li": [many] }));
+    assert!(
+        msg.len() < 2_000 && msg.contains("(100000 items in all)"),
+        "{msg:.300}"
+    );
+    // Character boundaries are kept (no panic in the middle of a multi-byte letter).
+    assert_eq!(shorten(&"ü".repeat(SHOWN_CHARS)), "ü".repeat(SHOWN_CHARS));
+    let cut = shorten(&"ü".repeat(SHOWN_CHARS + 1)).into_owned();
+    assert_eq!(
+        cut,
+        format!(
+            "{}… ({} characters in all)",
+            "ü".repeat(SHOWN_CHARS),
+            SHOWN_CHARS + 1
+        )
+    );
+    // The last net: a module's own long msg is cut too.
+    let (v, _) = result_json(&LOOSE, None, Err(Failure::new(huge.clone())));
+    assert!(v["msg"].as_str().unwrap().len() < MSG_CHARS + 100);
+    assert!(v["msg"]
+        .as_str()
+        .unwrap()
+        .ends_with("… (1000000 characters in all)"));
+}
