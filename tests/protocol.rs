@@ -29,19 +29,24 @@ fn stub() -> PathBuf {
         // target/debug/deps/protocol-… → target/debug/examples/protocol_stub
         let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
         let p = profile_dir.join("examples").join("protocol_stub");
-        // `cargo test` builds examples before running tests; build it here too in case only
-        // this target was built (a no-op when up to date). A failed build is fatal only when
-        // there is no binary at all.
-        let built = std::process::Command::new(env!("CARGO"))
+        // `cargo test` builds examples, `cargo test --test protocol` does not: build it here
+        // (a no-op when up to date), in the profile of this test binary. A failed build fails
+        // the test: a stale stub from an earlier build must not stand in for the current code.
+        let mut build = std::process::Command::new(env!("CARGO"));
+        build
             .args(["build", "--quiet", "--example", "protocol_stub"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build
             .status()
-            .is_ok_and(|s| s.success());
+            .expect("run cargo build --example protocol_stub");
         assert!(
-            p.exists(),
-            "{} missing (cargo build --example protocol_stub ok: {built})",
-            p.display()
+            status.success(),
+            "cargo build --example protocol_stub failed: {status}"
         );
+        assert!(p.exists(), "{} missing after its build", p.display());
         p
     })
     .clone()

@@ -466,6 +466,7 @@ fn readonly_checks(dir: &Path) {
 }
 
 #[test]
+#[ignore = "run by readonly_directory_gives_a_clear_error in a private mount namespace"]
 fn readonly_child() {
     // Only does something when started by `readonly_directory_gives_a_clear_error`.
     let Some(dir) = std::env::var_os(RO_ENV) else {
@@ -511,15 +512,14 @@ fn readonly_directory_gives_a_clear_error() {
     let t = Tmp::new("ro");
     t.write("hosts", BEFORE.as_bytes());
     if is_root() {
-        let Ok(exe) = std::env::current_exe() else {
-            return;
-        };
+        let exe = std::env::current_exe().expect("test exe");
         let out = std::process::Command::new("unshare")
             .args(["-m", "--propagation", "private", "--"])
             .arg(exe)
             .args([
                 "edit::tests::readonly_child",
                 "--exact",
+                "--include-ignored",
                 "--nocapture",
                 "--test-threads=1",
             ])
@@ -528,14 +528,14 @@ fn readonly_directory_gives_a_clear_error() {
         let out = match out {
             Ok(o) => o,
             Err(e) => {
-                eprintln!("skipping: cannot run unshare: {e}");
+                crate::testing::skip(&format!("cannot run unshare: {e}"));
                 return;
             }
         };
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         if stderr.contains("unshare failed") {
-            eprintln!("skipping: no mount namespaces here: {stderr}");
+            crate::testing::skip(&format!("no mount namespaces here: {stderr}"));
             return;
         }
         assert!(
@@ -919,6 +919,7 @@ fn fuse_checks(dir: &Path) {
 }
 
 #[test]
+#[ignore = "run by refused_chmod_chown_and_rename_on_fuse in a private mount namespace"]
 fn fuse_child() {
     // Only does something when started by `refused_chmod_chown_and_rename_on_fuse`.
     if let Some(dir) = std::env::var_os(FUSE_ENV) {
@@ -929,23 +930,26 @@ fn fuse_child() {
 
 #[test]
 fn refused_chmod_chown_and_rename_on_fuse() {
-    if std::env::var_os(FUSE_ENV).is_some() || !is_root() {
+    if std::env::var_os(FUSE_ENV).is_some() {
+        return;
+    }
+    if !is_root() {
+        crate::testing::skip("bindfs mounts need root");
         return;
     }
     if crate::run::which("bindfs").is_none() || !Path::new("/dev/fuse").exists() {
-        eprintln!("skipping: bindfs or /dev/fuse missing");
+        crate::testing::skip("bindfs or /dev/fuse missing");
         return;
     }
     let t = Tmp::new("fuse");
-    let Ok(exe) = std::env::current_exe() else {
-        return;
-    };
+    let exe = std::env::current_exe().expect("test exe");
     let out = std::process::Command::new("timeout")
         .args(["60", "unshare", "-m", "--propagation", "private", "--"])
         .arg(exe)
         .args([
             "edit::tests::fuse_child",
             "--exact",
+            "--include-ignored",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -955,7 +959,7 @@ fn refused_chmod_chown_and_rename_on_fuse() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if stderr.contains("unshare failed") {
-        eprintln!("skipping: no mount namespaces here: {stderr}");
+        crate::testing::skip(&format!("no mount namespaces here: {stderr}"));
         return;
     }
     assert!(

@@ -319,6 +319,7 @@ fn dict_refusals_use_ansible_text() {
 fn path_expands_tilde_and_vars() {
     let home = std::env::var("HOME").unwrap_or_default();
     if home.is_empty() {
+        crate::testing::skip("HOME is not set");
         return;
     }
     let h = home.trim_end_matches('/');
@@ -352,6 +353,7 @@ fn tilde_user_expands_from_password_database() {
         .find(|l| l.starts_with("root:"))
         .and_then(|l| l.split(':').nth(5))
     else {
+        crate::testing::skip("no root line in /etc/passwd");
         return;
     };
     assert_eq!(
