@@ -1211,6 +1211,74 @@ pub fn context(spec: &Spec, text: &str, source: &str) -> Result<Ctx, Failure> {
     })
 }
 
+/// The hidden argument that makes a module binary print its spec (see [`spec_json`]) instead
+/// of running. Ansible always passes an args file path, never this word.
+pub const SPEC_FLAG: &str = "--pve2node-spec";
+
+/// The spec as data, in the words of AnsibleModule's `argument_spec` and of ansible-doc's
+/// `options` (`type`, `elements`, `required`, `default`, `choices`, `aliases`, `no_log`), plus
+/// `range` and the module-level rules: what tests/guard.rs compares with each `<name>.yml`.
+pub fn spec_json(spec: &Spec) -> Value {
+    let type_name = |t: Type| match t {
+        Type::Str => "str",
+        Type::Bool => "bool",
+        Type::Int => "int",
+        Type::Path => "path",
+        Type::List(_) => "list",
+        Type::Dict => "dict",
+        Type::Raw => "raw",
+    };
+    let mut options = Map::new();
+    for p in spec.params {
+        let mut o = Map::new();
+        o.insert("type".into(), type_name(p.ty).into());
+        if let Type::List(e) = p.ty {
+            o.insert("elements".into(), elem_name(e).into());
+        }
+        o.insert("required".into(), p.required.into());
+        let default = match p.default {
+            Default::None => Value::Null,
+            Default::Str(s) => s.into(),
+            Default::Bool(b) => b.into(),
+            Default::Int(i) => i.into(),
+            Default::List(l) => l.to_vec().into(),
+        };
+        o.insert("default".into(), default);
+        o.insert("choices".into(), p.choices.to_vec().into());
+        o.insert("aliases".into(), p.aliases.to_vec().into());
+        o.insert("no_log".into(), p.no_log.into());
+        o.insert(
+            "range".into(),
+            p.range.map_or(Value::Null, |(a, b)| vec![a, b].into()),
+        );
+        options.insert(p.name.into(), Value::Object(o));
+    }
+    let mut out = Map::new();
+    out.insert("module".into(), spec.module.into());
+    out.insert(
+        "supports_check_mode".into(),
+        spec.supports_check_mode.into(),
+    );
+    out.insert("options".into(), Value::Object(options));
+    out.insert(
+        "mutually_exclusive".into(),
+        spec.mutually_exclusive
+            .iter()
+            .map(|g| g.to_vec())
+            .collect::<Vec<_>>()
+            .into(),
+    );
+    out.insert(
+        "required_if".into(),
+        spec.required_if
+            .iter()
+            .map(|r| serde_json::json!([r.param, r.value, r.requires]))
+            .collect::<Vec<_>>()
+            .into(),
+    );
+    Value::Object(out)
+}
+
 /// AnsibleModule's message when a module without check-mode support is run in check mode.
 pub fn check_mode_unsupported(module: &str) -> String {
     format!("remote module ({module}) does not support check mode")
@@ -1234,6 +1302,10 @@ pub fn dispatch(
 /// object on stdout, exit 0 on success and 1 on failure.
 pub fn run(spec: &Spec, logic: fn(&mut Ctx) -> Result<Outcome, Failure>) -> ! {
     let args: Vec<String> = std::env::args().collect();
+    if args.len() == 2 && args[1] == SPEC_FLAG {
+        println!("{}", spec_json(spec));
+        std::process::exit(0);
+    }
     let (value, code) = match read_input(&args).and_then(|(t, s)| context(spec, &t, &s)) {
         Err(f) => result_json(spec, None, Err(f)),
         Ok(mut ctx) => {
