@@ -4,6 +4,29 @@
 //! A module binary is `fn main() { protocol::run(&SPEC, logic) }`. Ansible calls it as
 //! `<binary> <args-file>`; a person may also pass `-` or nothing and pipe the JSON on stdin.
 //! The args are one flat JSON object: the task's parameters plus `_ansible_*` keys.
+//! `<binary> --pve2node-spec` prints the spec as JSON ([`spec_json`]) and runs nothing.
+//!
+//! # Adding a module
+//!
+//! 1. `modules/<name>/main.rs`: a `const SPEC: Spec` (every option as a [`Param`]: type,
+//!    default, choices, aliases, `.range(min, max)` for every number of seconds or count,
+//!    `.no_log()` for secrets; `supports_check_mode: false` if it cannot honour check mode,
+//!    and the protocol then answers `skipped` for it) and `fn main() { protocol::run(&SPEC,
+//!    logic) }`. The logic is split into named phases: read the state (I/O), decide (a pure
+//!    function with unit tests in `modules/<name>/tests.rs`), apply (through `edit` / `run`,
+//!    never in check mode), and returns an [`Outcome`] or a [`Failure`] of one sentence that
+//!    names the parameter or file and what to do; a command it ran goes in with
+//!    [`Outcome::with_command`] / [`Failure::with_command`]. It never prints or exits itself.
+//! 2. `modules/<name>/<name>.yml`: its ansible-doc (DOCUMENTATION with options equal to the
+//!    spec, attributes, EXAMPLES, RETURN).
+//! 3. `Cargo.toml`: a `[[bin]]` with `name = "<name>"`, `path = "modules/<name>/main.rs"`
+//!    (build.rs fails the build on a module directory without one).
+//! 4. README.md: a row in the module table; tests/protocol.rs: the binary in `MODULES`;
+//!    `tests/<name>.rs`: integration tests through the built binary.
+//!
+//! `cargo test --test guard` checks steps 2-4, including that the options in the .yml equal
+//! the spec (through `ansible-doc -j`); `bash scripts/build.sh` puts the binary and its doc in
+//! build/modules/.
 
 use serde_json::{Map, Value};
 use std::fmt;
