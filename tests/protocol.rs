@@ -434,3 +434,29 @@ fn an_invalid_check_mode_flag_stops_every_module_before_it_acts() {
         }
     }
 }
+
+#[test]
+fn a_huge_input_is_never_echoed_whole() {
+    let huge = "y".repeat(1 << 20);
+    for (name, bin) in bins() {
+        for args in [
+            json!({ huge.clone(): 1 }),
+            json!({ "_ansible_check_mode": huge }),
+            json!({ "_ansible_verbosity": huge }),
+        ] {
+            let text = args.to_string();
+            let r = with_file(&bin, text.as_bytes());
+            let out = r.json.to_string();
+            assert_eq!(r.json["failed"], json!(true), "{name}");
+            assert!(out.len() < 4096, "{name}: {} bytes out", out.len());
+            // (A module with required parameters reports those first, before unknown keys.)
+            let msg = r.json["msg"].as_str().unwrap();
+            assert!(
+                msg.contains(&format!("({} characters in all)", 1 << 20))
+                    || msg.starts_with("missing required arguments")
+                    || msg.contains("all of the following are missing"),
+                "{name}: {out:.300}"
+            );
+        }
+    }
+}
