@@ -32,8 +32,8 @@ bash scripts/build.sh
 export PVE2NODE_E2E=1 PVE2NODE_VENV="$here/.venv"
 echo "== cargo test"
 cargo test --locked --quiet -- --test-threads=2 2>&1
-if [ -x tests/lab/e2e.sh ]; then
-  echo "== lab end-to-end"
-  tests/lab/e2e.sh
-fi
+# The lab is part of every run: a missing or non-executable suite is a failure, not a skip.
+echo "== lab end-to-end"
+[ -x tests/lab/e2e.sh ] || { echo "tests/lab/e2e.sh is missing or not executable" >&2; exit 1; }
+tests/lab/e2e.sh
 echo "== all tests passed in $(( $(date +%s) - start )) s"
