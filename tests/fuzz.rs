@@ -16,6 +16,7 @@ use pve2node::protocol::{self, Default, Elem, Param, RequiredIf, Spec, Type};
 use pve2node::pve::{cluster_conf, corosync_conf, status};
 use pve2node::testing::Rng;
 use pve2node::{hosts, mounts};
+use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -323,29 +324,7 @@ fn text(data: &[u8]) -> String {
 #[test]
 fn fuzz_status() {
     let seeds = seeds(|n| n.ends_with(".txt"));
-    let c = run("status", seeds, |data| {
-        let t = text(data);
-        let st = status::parse_status(&t);
-        let nodes = status::parse_nodes(&t);
-        let facts = status::merge(&st, &nodes);
-        let j = facts.to_json();
-        assert!(j.is_object());
-        assert!(facts.online_count() <= facts.nodes.len().max(facts.online_count()));
-        let _ = status::recognise_no_cluster(&t);
-        let _ = status::era_from_output(&t);
-        let _ = status::era_from_error(&t);
-        let _ = status::likely_causes(&t);
-        let _ = status::detect_prompt(&t);
-        let _ = status::parse_pveversion(&t);
-        for l in t.lines().take(200) {
-            let _ = status::parse_row(l);
-            let _ = status::parse_id(l.trim());
-        }
-        let _ = status::check_cluster_name(t.get(..t.len().min(40)).unwrap_or(""));
-        // Parsing is a function of the text: the same text gives the same facts.
-        assert_eq!(status::merge(&status::parse_status(&t), &nodes), facts);
-        (st.has_quorum_info() || !nodes.is_empty(), 1)
-    });
+    let c = run("status", seeds, check_status);
     assert!(c.parsed > 0, "no mutated input kept any status information");
 }
 
@@ -365,80 +344,14 @@ fn covers(conf: &corosync_conf::Conf, t: &str) -> bool {
 fn fuzz_corosync_conf() {
     let seeds =
         seeds(|n| n.contains("corosync.conf") || n.ends_with(".conf") && n.contains("corosync"));
-    let c = run("corosync_conf", seeds, |data| {
-        let t = text(data);
-        let Ok(conf) = corosync_conf::parse(&t) else {
-            return (false, 0);
-        };
-        assert!(covers(&conf, &t), "lines do not cover the text");
-        let _ = conf.node_count();
-        let _ = conf.quorum();
-        let _ = conf.has_quorum_device();
-        let _ = conf.single_top("totem");
-        for i in 0..conf.lines.len().min(50) {
-            let _ = conf.line_text(&t, i);
-        }
-        let _ = corosync_conf::pmxcfs_config_version(&t);
-        // Edit: every config_version value replaced in place, then re-parsed.
-        let versions = conf.config_versions(&t);
-        if versions.is_empty() {
-            return (true, 0);
-        }
-        let mut edited = t.clone();
-        for e in versions.iter().rev() {
-            edited.replace_range(e.value_span.clone(), "4242");
-        }
-        let again = corosync_conf::parse(&edited).expect("the edit keeps the syntax");
-        let v2: Vec<&str> = again
-            .config_versions(&edited)
-            .iter()
-            .map(|e| e.value)
-            .collect();
-        assert_eq!(v2, vec!["4242"; versions.len()], "re-parsed config_version");
-        assert_eq!(again.lines.len(), conf.lines.len());
-        assert_eq!(again.sections.len(), conf.sections.len());
-        assert_eq!(again.node_count(), conf.node_count());
-        assert!(covers(&again, &edited));
-        (true, 1)
-    });
+    let c = run("corosync_conf", seeds, check_corosync_conf);
     assert!(c.parsed > 0 && c.round_trips > 0, "{c:?}");
 }
 
 #[test]
 fn fuzz_cluster_conf() {
     let seeds = seeds(|n| n.contains("cluster.conf"));
-    let c = run("cluster_conf", seeds, |data| {
-        let t = text(data);
-        let Ok(cc) = cluster_conf::parse(&t) else {
-            return (false, 0);
-        };
-        assert!(cc.cluster.span.end <= t.len());
-        for tag in std::iter::once(&cc.cluster).chain(cc.cman.iter()) {
-            assert!(tag.span.start < tag.span.end && tag.span.end <= t.len());
-            assert!(tag.insert_at >= tag.span.start && tag.insert_at <= tag.span.end);
-            for a in &tag.attrs {
-                assert!(a.value_span.start >= a.span.start && a.value_span.end <= a.span.end);
-            }
-        }
-        // Edit: the cluster's config_version replaced in place, then re-parsed.
-        let Some(a) = cc.cluster.attr("config_version") else {
-            return (true, 0);
-        };
-        let mut edited = t.clone();
-        edited.replace_range(a.value_span.clone(), "4242");
-        let again = cluster_conf::parse(&edited).expect("the edit keeps the XML valid");
-        assert_eq!(
-            again
-                .cluster
-                .attr("config_version")
-                .map(|a| a.value.as_str()),
-            Some("4242")
-        );
-        assert_eq!(again.nodes, cc.nodes);
-        assert_eq!(again.cman.len(), cc.cman.len());
-        assert_eq!(again.node_votes, cc.node_votes);
-        (true, 1)
-    });
+    let c = run("cluster_conf", seeds, check_cluster_conf);
     assert!(c.parsed > 0 && c.round_trips > 0, "{c:?}");
 }
 
@@ -449,37 +362,7 @@ fn fuzz_hosts() {
         b"127.0.0.1\tlocalhost\n10.99.0.1 alpha.lab alpha # cluster\r\n::1 ip6-localhost\n\n# x\n  192.0.2.1   alpha.example.org"
             .to_vec(),
     );
-    let c = run("hosts", seeds, |data| {
-        let t = text(data);
-        let lines = hosts::parse(&t);
-        // Byte for byte: the lines are the text, each renders back as it was.
-        let joined: String = lines.iter().map(|l| l.raw).collect();
-        assert_eq!(joined, t);
-        let mut trips = 0;
-        for l in lines.iter().take(500) {
-            assert_eq!(l.render_with(&l.names), l.raw);
-            let _ = l.ip();
-            let _ = l.name_column();
-            let Some(first) = l.names.first() else {
-                continue;
-            };
-            // Edit: remove the first name, re-parse, the others stay in order.
-            let rest = l.names_without(&[first.name]);
-            let rendered = l.render_with(&rest);
-            let again = hosts::Line::parse(&rendered);
-            let want: Vec<&str> = rest.iter().map(|f| f.name).collect();
-            let got: Vec<&str> = again.names.iter().map(|f| f.name).collect();
-            assert_eq!(got, want, "{:?}", l.raw);
-            assert_eq!(again.addr, l.addr);
-            assert_eq!(again.comment, l.comment);
-            trips += 1;
-        }
-        for name in ["alpha", "localhost", "x"] {
-            let _ = hosts::lookup_all(&t, name);
-        }
-        let _ = hosts::validate_hostname(t.get(..t.len().min(300)).unwrap_or(""));
-        (lines.iter().any(|l| l.is_entry()), trips)
-    });
+    let c = run("hosts", seeds, check_hosts);
     assert!(c.parsed > 0 && c.round_trips > 0, "{c:?}");
 }
 
@@ -497,7 +380,6 @@ fn escape(p: &[u8]) -> Vec<u8> {
 
 #[test]
 fn fuzz_mounts() {
-    use std::os::unix::ffi::OsStrExt;
     let mut seeds = seeds(|n| n.contains("mountinfo"));
     seeds.push(std::fs::read("/proc/self/mountinfo").unwrap_or_default());
     seeds.push(
@@ -507,38 +389,7 @@ fn fuzz_mounts() {
             .to_vec(),
     );
     seeds.retain(|s| !s.is_empty());
-    let c = run("mounts", seeds, |data| {
-        let all = mounts::parse(data);
-        let lines = data.split(|b| *b == b'\n').count();
-        assert!(all.len() <= lines);
-        let mut trips = 0;
-        for m in all.iter().take(200) {
-            let _ = m.is_fuse();
-            // Edit: the mount point escaped as the kernel does, re-parsed to the same path.
-            let mp = m.mount_point.as_os_str().as_bytes();
-            if mp.is_empty() {
-                continue;
-            }
-            let line = [
-                b"1 2 0:1 / ".as_slice(),
-                &escape(mp),
-                b" rw - ",
-                &escape(m.fstype.as_bytes()),
-                b" src rw",
-            ]
-            .concat();
-            if m.fstype.is_empty() {
-                continue;
-            }
-            let again = mounts::parse_line(&line).expect("an escaped line parses");
-            assert_eq!(again.mount_point, m.mount_point);
-            assert_eq!(again.fstype, m.fstype);
-            trips += 1;
-        }
-        let _ = mounts::at(&all, Path::new("/etc/pve"));
-        let _ = mounts::below(&all, Path::new("/"));
-        (!all.is_empty(), trips)
-    });
+    let c = run("mounts", seeds, check_mounts);
     assert!(c.parsed > 0 && c.round_trips > 0, "{c:?}");
 }
 
@@ -670,39 +521,230 @@ fn fuzz_parse_args() {
     .iter()
     .map(|s| s.as_bytes().to_vec())
     .collect();
-    let c = run_with("parse_args", seeds, Some(&random_args), |data| {
-        let t = text(data);
-        let Ok(map) = protocol::parse_args(&t, "fuzz") else {
-            return (false, 0);
-        };
-        // Round trip: the object serialised and parsed again is the same object (floats to
-        // the last bit but one: serde_json without its float_roundtrip feature may read a
-        // printed float one unit in the last place off).
-        let again = protocol::parse_args(&serde_json::Value::Object(map.clone()).to_string(), "x")
-            .expect("a serialised object parses");
-        assert!(
-            same(
-                &serde_json::Value::Object(again.clone()),
-                &serde_json::Value::Object(map.clone())
-            ),
-            "{again:?} != {map:?}"
-        );
-        // Then validated against a spec of every kind of parameter: Ok or one message.
-        match protocol::validate(&ARGS_SPEC, &map) {
-            Ok((params, _, _)) => {
-                let t = params.int("timeout").unwrap_or(0);
-                assert!((0..=86_400).contains(&t), "range enforced");
-            }
-            Err(f) => {
-                assert!(!f.msg.is_empty());
-                assert!(
-                    f.msg.len() <= 4 * protocol::SHOWN_CHARS * 4 + 2_000,
-                    "{}",
-                    f.msg.len()
-                );
-            }
-        }
-        (true, 1)
-    });
+    let c = run_with("parse_args", seeds, Some(&random_args), check_parse_args);
     assert!(c.parsed > 0 && c.round_trips > 0, "{c:?}");
+}
+
+fn check_status(data: &[u8]) -> (bool, usize) {
+    let t = text(data);
+    let st = status::parse_status(&t);
+    let nodes = status::parse_nodes(&t);
+    let facts = status::merge(&st, &nodes);
+    let j = facts.to_json();
+    assert!(j.is_object());
+    assert!(facts.online_count() <= facts.nodes.len().max(facts.online_count()));
+    let _ = status::recognise_no_cluster(&t);
+    let _ = status::era_from_output(&t);
+    let _ = status::era_from_error(&t);
+    let _ = status::likely_causes(&t);
+    let _ = status::detect_prompt(&t);
+    let _ = status::parse_pveversion(&t);
+    for l in t.lines().take(200) {
+        let _ = status::parse_row(l);
+        let _ = status::parse_id(l.trim());
+    }
+    let _ = status::check_cluster_name(t.get(..t.len().min(40)).unwrap_or(""));
+    // Parsing is a function of the text: the same text gives the same facts.
+    assert_eq!(status::merge(&status::parse_status(&t), &nodes), facts);
+    (st.has_quorum_info() || !nodes.is_empty(), 1)
+}
+
+fn check_corosync_conf(data: &[u8]) -> (bool, usize) {
+    let t = text(data);
+    let Ok(conf) = corosync_conf::parse(&t) else {
+        return (false, 0);
+    };
+    assert!(covers(&conf, &t), "lines do not cover the text");
+    let _ = conf.node_count();
+    let _ = conf.quorum();
+    let _ = conf.has_quorum_device();
+    let _ = conf.single_top("totem");
+    for i in 0..conf.lines.len().min(50) {
+        let _ = conf.line_text(&t, i);
+    }
+    let _ = corosync_conf::pmxcfs_config_version(&t);
+    // Edit: every config_version value replaced in place, then re-parsed.
+    let versions = conf.config_versions(&t);
+    if versions.is_empty() {
+        return (true, 0);
+    }
+    let mut edited = t.clone();
+    for e in versions.iter().rev() {
+        edited.replace_range(e.value_span.clone(), "4242");
+    }
+    let again = corosync_conf::parse(&edited).expect("the edit keeps the syntax");
+    let v2: Vec<&str> = again
+        .config_versions(&edited)
+        .iter()
+        .map(|e| e.value)
+        .collect();
+    assert_eq!(v2, vec!["4242"; versions.len()], "re-parsed config_version");
+    assert_eq!(again.lines.len(), conf.lines.len());
+    assert_eq!(again.sections.len(), conf.sections.len());
+    assert_eq!(again.node_count(), conf.node_count());
+    assert!(covers(&again, &edited));
+    (true, 1)
+}
+
+fn check_cluster_conf(data: &[u8]) -> (bool, usize) {
+    let t = text(data);
+    let Ok(cc) = cluster_conf::parse(&t) else {
+        return (false, 0);
+    };
+    assert!(cc.cluster.span.end <= t.len());
+    for tag in std::iter::once(&cc.cluster).chain(cc.cman.iter()) {
+        assert!(tag.span.start < tag.span.end && tag.span.end <= t.len());
+        assert!(tag.insert_at >= tag.span.start && tag.insert_at <= tag.span.end);
+        for a in &tag.attrs {
+            assert!(a.value_span.start >= a.span.start && a.value_span.end <= a.span.end);
+        }
+    }
+    // Edit: the cluster's config_version replaced in place, then re-parsed.
+    let Some(a) = cc.cluster.attr("config_version") else {
+        return (true, 0);
+    };
+    let mut edited = t.clone();
+    edited.replace_range(a.value_span.clone(), "4242");
+    let again = cluster_conf::parse(&edited).expect("the edit keeps the XML valid");
+    assert_eq!(
+        again
+            .cluster
+            .attr("config_version")
+            .map(|a| a.value.as_str()),
+        Some("4242")
+    );
+    assert_eq!(again.nodes, cc.nodes);
+    assert_eq!(again.cman.len(), cc.cman.len());
+    assert_eq!(again.node_votes, cc.node_votes);
+    (true, 1)
+}
+
+fn check_hosts(data: &[u8]) -> (bool, usize) {
+    let t = text(data);
+    let lines = hosts::parse(&t);
+    // Byte for byte: the lines are the text, each renders back as it was.
+    let joined: String = lines.iter().map(|l| l.raw).collect();
+    assert_eq!(joined, t);
+    let mut trips = 0;
+    for l in lines.iter().take(500) {
+        assert_eq!(l.render_with(&l.names), l.raw);
+        let _ = l.ip();
+        let _ = l.name_column();
+        let Some(first) = l.names.first() else {
+            continue;
+        };
+        // Edit: remove the first name, re-parse, the others stay in order.
+        let rest = l.names_without(&[first.name]);
+        let rendered = l.render_with(&rest);
+        let again = hosts::Line::parse(&rendered);
+        let want: Vec<&str> = rest.iter().map(|f| f.name).collect();
+        let got: Vec<&str> = again.names.iter().map(|f| f.name).collect();
+        assert_eq!(got, want, "{:?}", l.raw);
+        assert_eq!(again.addr, l.addr);
+        assert_eq!(again.comment, l.comment);
+        trips += 1;
+    }
+    for name in ["alpha", "localhost", "x"] {
+        let _ = hosts::lookup_all(&t, name);
+    }
+    let _ = hosts::validate_hostname(t.get(..t.len().min(300)).unwrap_or(""));
+    (lines.iter().any(|l| l.is_entry()), trips)
+}
+
+fn check_mounts(data: &[u8]) -> (bool, usize) {
+    let all = mounts::parse(data);
+    let lines = data.split(|b| *b == b'\n').count();
+    assert!(all.len() <= lines);
+    let mut trips = 0;
+    for m in all.iter().take(200) {
+        let _ = m.is_fuse();
+        // Edit: the mount point escaped as the kernel does, re-parsed to the same path.
+        let mp = m.mount_point.as_os_str().as_bytes();
+        if mp.is_empty() {
+            continue;
+        }
+        let line = [
+            b"1 2 0:1 / ".as_slice(),
+            &escape(mp),
+            b" rw - ",
+            &escape(m.fstype.as_bytes()),
+            b" src rw",
+        ]
+        .concat();
+        if m.fstype.is_empty() {
+            continue;
+        }
+        let again = mounts::parse_line(&line).expect("an escaped line parses");
+        assert_eq!(again.mount_point, m.mount_point);
+        assert_eq!(again.fstype, m.fstype);
+        trips += 1;
+    }
+    let _ = mounts::at(&all, Path::new("/etc/pve"));
+    let _ = mounts::below(&all, Path::new("/"));
+    (!all.is_empty(), trips)
+}
+
+fn check_parse_args(data: &[u8]) -> (bool, usize) {
+    let t = text(data);
+    let Ok(map) = protocol::parse_args(&t, "fuzz") else {
+        return (false, 0);
+    };
+    // Round trip: the object serialised and parsed again is the same object (floats to
+    // the last bit but one: serde_json without its float_roundtrip feature may read a
+    // printed float one unit in the last place off).
+    let again = protocol::parse_args(&serde_json::Value::Object(map.clone()).to_string(), "x")
+        .expect("a serialised object parses");
+    assert!(
+        same(
+            &serde_json::Value::Object(again.clone()),
+            &serde_json::Value::Object(map.clone())
+        ),
+        "{again:?} != {map:?}"
+    );
+    // Then validated against a spec of every kind of parameter: Ok or one message.
+    match protocol::validate(&ARGS_SPEC, &map) {
+        Ok((params, _, _)) => {
+            let t = params.int("timeout").unwrap_or(0);
+            assert!((0..=86_400).contains(&t), "range enforced");
+        }
+        Err(f) => {
+            assert!(!f.msg.is_empty());
+            assert!(
+                f.msg.len() <= 4 * protocol::SHOWN_CHARS * 4 + 2_000,
+                "{}",
+                f.msg.len()
+            );
+        }
+    }
+    (true, 1)
+}
+
+/// Replays one saved input: `PVE2NODE_FUZZ_REPLAY=target/fuzz-failures/<parser>-<seed>-<i>.bin
+/// cargo test --release --test fuzz replay -- --ignored --nocapture`.
+#[test]
+#[ignore = "replays PVE2NODE_FUZZ_REPLAY"]
+fn replay() {
+    let f = std::env::var("PVE2NODE_FUZZ_REPLAY").expect("PVE2NODE_FUZZ_REPLAY=<saved input>");
+    let data = std::fs::read(&f).expect("read the saved input");
+    let name = Path::new(&f)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    type Check = fn(&[u8]) -> (bool, usize);
+    let checks: &[(&str, Check)] = &[
+        ("status", check_status),
+        ("corosync_conf", check_corosync_conf),
+        ("cluster_conf", check_cluster_conf),
+        ("hosts", check_hosts),
+        ("mounts", check_mounts),
+        ("parse_args", check_parse_args),
+    ];
+    let (parser, check) = checks
+        .iter()
+        .find(|(n, _)| name.starts_with(&format!("{n}-")))
+        .expect("the file name starts with a parser name");
+    let t = Instant::now();
+    let r = check(&data);
+    println!("{parser}: {} bytes, {r:?}, {:?}", data.len(), t.elapsed());
 }
