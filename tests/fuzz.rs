@@ -21,8 +21,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The longest one input may take to parse and check (debug build, a loaded machine).
-const PER_INPUT: Duration = Duration::from_secs(5);
+/// The longest one input may take to parse and check: linear in its size, generous for a
+/// debug build on a loaded machine (5 s plus 3 s per MiB); the quadratic cases this run found
+/// took minutes for 4 MiB.
+fn limit(len: usize) -> Duration {
+    Duration::from_secs(5) + Duration::from_secs(3) * (len >> 20) as u32
+}
 /// The size of a "huge repeat" input: 128 KiB here, `PVE2NODE_FUZZ_HUGE` bytes in
 /// scripts/fuzz.sh (default 4 MiB there).
 fn huge() -> usize {
@@ -247,7 +251,7 @@ struct Counts {
 }
 
 /// Runs `check` on `n` mutated inputs; panics (after saving the input) on the first input
-/// that panics or takes longer than [`PER_INPUT`]. `check` returns (parsed ok, round trips
+/// that panics or takes longer than [`limit`]. `check` returns (parsed ok, round trips
 /// checked).
 fn run(name: &str, seeds: Vec<Vec<u8>>, check: impl Fn(&[u8]) -> (bool, usize)) -> Counts {
     run_with(name, seeds, None, check)
@@ -276,7 +280,9 @@ fn run_with(
                     .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "panic".into()),
             ),
-            Ok(_) if took > PER_INPUT => Some(format!("took {took:?} (limit {PER_INPUT:?})")),
+            Ok(_) if took > limit(data.len()) => {
+                Some(format!("took {took:?} (limit {:?})", limit(data.len())))
+            }
             Ok(_) => None,
         };
         if let Some(why) = bad {
