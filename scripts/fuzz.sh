@@ -14,7 +14,7 @@ echo "fuzz: $n inputs per parser, seed $seed"
 start=$(date +%s)
 PVE2NODE_FUZZ_N=$n PVE2NODE_FUZZ_SEED=$seed PVE2NODE_FUZZ_HUGE=${PVE2NODE_FUZZ_HUGE:-4194304} \
   cargo test --release --locked --quiet --test fuzz -- --nocapture --test-threads=2 2>&1 |
-  sed 's/^\.*//' | grep -E '^fuzz |panicked|saved as|FAILED|test result'
+  grep -oE 'fuzz [a-z_]+: .*|panicked at .*|input [0-9]+ .*saved as .*|[a-z_]+ --- FAILED|test result: .*'
 status=${PIPESTATUS[0]}
 echo "fuzz: done in $(( $(date +%s) - start )) s (seed $seed), exit $status"
 exit "$status"
