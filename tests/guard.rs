@@ -302,3 +302,19 @@ fn every_module_doc_equals_its_spec() {
         problems.join("\n")
     );
 }
+
+#[test]
+fn every_timeout_declares_its_range() {
+    let mut problems = Vec::new();
+    for name in module_dirs() {
+        let spec = spec_of(&name);
+        for (opt, o) in spec["options"].as_object().expect("options") {
+            if o["type"] == json!("int") && opt.contains("timeout") && o["range"].is_null() {
+                problems.push(format!(
+                    "{name}: option {opt} has no .range(min, max) in its Param"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
