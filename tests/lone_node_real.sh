@@ -147,9 +147,9 @@ start_coro() {
   wait_for 10 answers "$1" || fail "corosync on $1 does not answer: $(qt "$1")"
 }
 stop_coro() { # stop_coro NODE SIGNAL
-  local p
-  p=$(coro_pid "$1")
-  [[ -n $p ]] && kill "-$2" $p
+  local ps
+  mapfile -t ps < <(coro_pid "$1")
+  ((${#ps[@]})) && kill "-$2" "${ps[@]}"
   wait_for 15 gone "$1" || fail "corosync on $1 did not stop"
 }
 links() { # links NODE up|down LINK...

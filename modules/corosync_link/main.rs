@@ -535,8 +535,7 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
         }
         None => pve_dir.join("corosync.conf"),
     };
-    let timeout =
-        Duration::from_secs(ctx.params.int("timeout").unwrap_or(30).clamp(1, 3600) as u64);
+    let timeout = ctx.params.duration("timeout");
     let cfgtool = ctx
         .params
         .str("cfgtool")

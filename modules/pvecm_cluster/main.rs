@@ -111,8 +111,6 @@ enum ParamError {
     #[error("pvecm must name the pvecm executable (default: pvecm)")]
     Pvecm,
     // TODO(proto): Param::range on `timeout` checks this once the protocol implements it.
-    #[error("timeout must be between 1 and {MAX_TIMEOUT} seconds, got {0}")]
-    Timeout(i64),
     #[error("name '{name}' is not a valid cluster name: {why} (pvecm allows at most 15 letters, digits or '-')")]
     Name { name: String, why: String },
     #[error("peer is empty: give the address of an existing cluster member to join it, or leave peer out to create the cluster")]
@@ -254,17 +252,11 @@ fn args(p: &protocol::Params) -> Result<Args, ParamError> {
     if pvecm.is_empty() {
         return Err(ParamError::Pvecm);
     }
-    // Also for state=info (which used to take any value): until the protocol checks
-    // Param::range, this is the range check.
-    let secs = p.int("timeout").unwrap_or(120);
-    if !(1..=MAX_TIMEOUT as i64).contains(&secs) {
-        return Err(ParamError::Timeout(secs));
-    }
     let mut a = Args {
         mode: Mode::Info,
         era: p.str("era").and_then(Era::from_name),
         wait: p.bool("wait").unwrap_or(true),
-        timeout: Duration::from_secs(secs.unsigned_abs()),
+        timeout: p.duration("timeout"),
         pvecm,
     };
     if p.str("state") == Some("info") {
@@ -2251,19 +2243,15 @@ mod tests {
         let a = parse(json!({"state": "info"})).unwrap();
         assert_eq!(a.mode, Mode::Info);
         assert_eq!(a.timeout, Duration::from_secs(120));
-        // state=info took any timeout before. Refused here, or (once the protocol checks
-        // Param::range) already by the protocol.
+        // state=info took any timeout before: the protocol refuses it now (Param::range).
         for t in [0, -1, 86_401] {
             let v = json!({"state": "info", "timeout": t});
-            match protocol::context(&SPEC, &v.to_string(), "test") {
-                Ok(ctx) => assert_eq!(args(&ctx.params), Err(ParamError::Timeout(t))),
-                Err(f) => assert!(f.msg.contains("timeout"), "{}", f.msg),
-            }
+            let f = protocol::context(&SPEC, &v.to_string(), "test").unwrap_err();
+            assert_eq!(
+                f.msg,
+                format!("timeout must be between 1 and 86400, got {t}")
+            );
         }
-        assert_eq!(
-            ParamError::Timeout(0).to_string(),
-            "timeout must be between 1 and 86400 seconds, got 0"
-        );
         let a = parse(json!({"name": "lab", "link0": "10.0.0.1", "use_ssh": true})).unwrap();
         assert_eq!(
             a.mode,
