@@ -724,6 +724,11 @@ fn ansible_doc_shows_the_module() {
 fn playbook(lab: &Lab, name: &str, extra: &[&str]) -> Option<(bool, String)> {
     let bin = common::ansible_bin()?;
     let lib = common::ansible_library(&lab.dir, &[("pvecm_node", BIN)]);
+    // The playbooks name the module by FQCN: a collections tree holding the debug binary.
+    let coll = lab.dir.join("collections");
+    let mods = coll.join("ansible_collections/pve2node/cluster/plugins/modules");
+    std::fs::create_dir_all(&mods).unwrap();
+    std::fs::copy(BIN, mods.join("pvecm_node")).unwrap();
     lab.set(
         "inventory.ini",
         "[pve]\nalpha ansible_connection=local\nbeta ansible_connection=local\n",
@@ -740,6 +745,7 @@ fn playbook(lab: &Lab, name: &str, extra: &[&str]) -> Option<(bool, String)> {
         .env("PVE2NODE_PVE_DIR", lab.dir.join("pve"))
         .env("PVE2NODE_COROSYNC_DIR", lab.dir.join("corosync"))
         .env("PVE2NODE_HOSTNAME", "alpha")
+        .env("ANSIBLE_COLLECTIONS_PATH", &coll)
         .arg("-i")
         .arg(lab.dir.join("inventory.ini"))
         .args(extra)
