@@ -21,6 +21,7 @@ const MODULES: &[(&str, &str)] = &[
     ("qnetd", env!("CARGO_BIN_EXE_qnetd")),
     ("ssh_trust", env!("CARGO_BIN_EXE_ssh_trust")),
     ("corosync_link", env!("CARGO_BIN_EXE_corosync_link")),
+    ("pvecm_node", env!("CARGO_BIN_EXE_pvecm_node")),
 ];
 
 /// The stub module: target/<profile>/examples/protocol_stub, built by `cargo test` (or here, if
