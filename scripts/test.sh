@@ -37,6 +37,8 @@ echo "== collection"
 bash tests/collection.sh
 echo "== QDevice on the real daemons"
 bash tests/qdevice_real.sh
+echo "== lone node and node removal on real corosync"
+bash tests/lone_node_real.sh
 # The lab is part of every run: a missing or non-executable suite is a failure, not a skip.
 echo "== lab end-to-end"
 [ -x tests/lab/e2e.sh ] || { echo "tests/lab/e2e.sh is missing or not executable" >&2; exit 1; }
