@@ -222,7 +222,7 @@ t0=$EPOCHREALTIME
 lab_started=0
 "$L" down >"$LOGS/down.log" 2>&1 || fail "lab down failed" "$LOGS/down.log"
 t_down=$(elapsed "$t0")
-left=$(ip netns list 2>/dev/null | grep -cE "^${PVE2NODE_LAB_NS:-}pve[12]( |\$)" || true)
+left=$(ip netns list 2>/dev/null | grep -cE "^${PVE2NODE_LAB_NS:-}(pve[123]|wire)( |\$)" || true)
 ((left == 0)) || fail "namespaces left behind: $(ip netns list)"
 ! grep -qF "$PVE2NODE_LAB_DIR" /proc/self/mountinfo || fail "mounts of $PVE2NODE_LAB_DIR left behind"
 strays=""

@@ -5,8 +5,9 @@
 # after create and after a corosync restart, the join refused in that window, the corosync.conf
 # copy and reload, the authorized_keys symlink into /etc/pve, the dead mount with and without a
 # holder), builds a cluster on real corosync, checks quorum, peer loss with and without
-# two-node mode, and that `down` leaves nothing; then playbooks_e2e.sh (the playbooks on a
-# fresh lab). Always tears down (trap).
+# two-node mode, runs infra_e2e.sh on that cluster (the third node, links, power-off/on,
+# reinstall, the options), checks that `down` leaves nothing; then playbooks_e2e.sh (the
+# playbooks on a fresh lab). Always tears down (trap).
 # Every wait is bounded. Exit status: number of failed checks (capped), 0 when all pass.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -417,6 +418,12 @@ check_eq "healed /etc/pve is the cluster's again" survivor "$(n2 cat /etc/pve/la
 check_eq "killed again, nothing holds it: stale" stale "$(n2 bash -c '. /usr/local/sbin/lab-lib.sh; pve_state /etc/pve')"
 check "not held: a plain pve-cluster start heals it (pmxcfs's own MNT_FORCE)" n2 bash -c '/usr/local/sbin/pve-cluster start && stat /etc/pve >/dev/null && test -r /etc/pve/.members'
 check_eq "healed again: the cluster's files" survivor "$(n2 cat /etc/pve/lab-test.txt 2>&1)"
+
+# the lab's own commands (third node, links, power, reinstall, options) on this lab's cluster;
+# it ends with a fresh lab of the options, which the checks below take down
+infra_rc=0
+"$here/infra_e2e.sh" || infra_rc=$?
+if ((infra_rc == 0)); then ok "infra_e2e.sh: all passed"; else bad "infra_e2e.sh: failures (above)"; fi
 
 echo "-- down leaves nothing"
 mapfile -t pids < <(lab_pids)
