@@ -5,7 +5,10 @@
 # its cluster filesystem refuses to start), runs playbooks/two_node.yml with --diff and again
 # (changed=0), then shows why:
 # peer loss with two-node mode (survivor quorate, /etc/pve writable) and without it (Activity
-# blocked, /etc/pve read-only), a dead /etc/pve FUSE mount healed by playbooks/recover.yml.
+# blocked, /etc/pve read-only), a dead /etc/pve FUSE mount healed by playbooks/recover.yml;
+# then the QDevice act: the link between the nodes cut with two_node (both stay quorate: split
+# brain), playbooks/qdevice.yml (a third vote from the lab's qnetd node), the same cut with the
+# QDevice (exactly one node quorate, the other refuses writes).
 # Always takes the lab down at the end (also on failure or Ctrl-C).
 #
 # Output: one line per phase with its key facts and elapsed time; the full Ansible output and
@@ -19,7 +22,7 @@ cd "$here"
 export PVE2NODE_LAB_DIR=${PVE2NODE_LAB_DIR:-$here/.lab}
 LOGS=${PVE2NODE_DEMO_LOGS:-$here/build/demo}
 L=$here/tests/lab/lab.sh
-TOTAL=13
+TOTAL=16
 
 [[ $(id -u) == 0 ]] || { echo "demo: must run as root (network namespaces, FUSE, corosync)" >&2; exit 1; }
 mkdir -p "$LOGS"
@@ -216,6 +219,48 @@ states=$(grep -oE '"msg": "[a-z]+: [a-z]+ -> [a-z]+"' "$LOGS/5-recover.log" | se
 shared=$("$L" exec pve2 cat /etc/pve/demo-write-test 2>&1 || true)
 done_ "$states; bismuth sees the cluster's files again ('$shared')"
 recap "$LOGS/5-recover.log" | indent
+
+begin "two_node: link cut"
+"$L" ssh-reset >>"$LOGS/lab.log" 2>&1
+t0=$EPOCHREALTIME
+"$L" cut-link >>"$LOGS/lab.log" 2>&1 || fail "cut-link failed" "$LOGS/lab.log"
+{ wait_cond pve1 members=1 30 && wait_cond pve2 members=1 30; } || fail "the nodes still see each other 30 s after the cut"
+t_cut=$(elapsed "$t0")
+sleep 1.5 # pmxcfs polls its quorum each second
+q1=$(quorum pve1) q2=$(quorum pve2) w1=$(try_write pve1) w2=$(try_write pve2)
+[[ $q1 == quorate* && $q2 == quorate* ]] || fail "expected both quorate with two_node: tartanpion $q1; bismuth $q2"
+"$L" heal-link >>"$LOGS/lab.log" 2>&1 || fail "heal-link failed" "$LOGS/lab.log"
+{ wait_cond pve1 members=2 30 && wait_cond pve2 members=2 30; } || fail "no common membership 30 s after heal-link"
+done_ "every link between the nodes cut: after ${t_cut} s BOTH quorate (split brain): tartanpion $w1, bismuth $w2; healed"
+
+begin "qdevice.yml --diff"
+playbook 6-qdevice pve2node.cluster.qdevice --diff || fail "ansible-playbook playbooks/qdevice.yml failed" "$LOGS/6-qdevice.log"
+{ wait_cond pve1 flag=Qdevice 15 && wait_cond pve2 flag=Qdevice 15; } || fail "no Qdevice flag after qdevice.yml: $(quorum pve1)"
+q1=$(quorum pve1)
+[[ $q1 != *2Node* ]] || fail "2Node still set with the QDevice: $q1"
+done_ "changed=$(changed_sum "$LOGS/6-qdevice.log"); config_version $(conf_version pve1), tartanpion: $q1 (qnetd 10.99.9.3)"
+recap "$LOGS/6-qdevice.log" | indent
+
+begin "QDevice: link cut"
+one_quorate() {
+  local a b
+  a=$(quorum pve1) b=$(quorum pve2)
+  [[ ($a == quorate* && $b == NOT*) || ($a == NOT* && $b == quorate*) ]]
+}
+{ wait_cond pve1 rw 15 && wait_cond pve2 rw 15; } || fail "/etc/pve not writable on both before the cut"
+t0=$EPOCHREALTIME
+"$L" cut-link >>"$LOGS/lab.log" 2>&1 || fail "cut-link failed" "$LOGS/lab.log"
+wait_for 15 one_quorate || fail "not exactly one node quorate 15 s after the cut: tartanpion $(quorum pve1); bismuth $(quorum pve2)"
+t_cut=$(elapsed "$t0")
+q1=$(quorum pve1)
+loser=pve2 winner=tartanpion
+[[ $q1 == NOT* ]] && loser=pve1 winner=bismuth
+wait_cond "$loser" ro 10 || fail "/etc/pve still writable on the inquorate node"
+w=$(try_write "$loser")
+[[ $w == *"Permission denied"* ]] || fail "the inquorate node's /etc/pve: $w"
+"$L" heal-link >>"$LOGS/lab.log" 2>&1 || fail "heal-link failed" "$LOGS/lab.log"
+{ wait_cond pve1 quorate 30 && wait_cond pve2 quorate 30; } || fail "not both quorate 30 s after heal-link"
+done_ "cut: after ${t_cut} s only $winner quorate (qnetd's vote), the other: $w; healed: both quorate"
 
 begin "lab down"
 t0=$EPOCHREALTIME
