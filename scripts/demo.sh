@@ -75,7 +75,7 @@ playbook() {
   "$L" ansible-playbook "$@" >"$LOGS/$name.log" 2>&1
 }
 # recap LOG: the PLAY RECAP lines, compact.
-recap() { grep -E '^[^ ]+ +: ok=' "$1" | awk '{ printf "%-11s %s %s %s %s\n", $1, $3, $4, $6, $7 }'; }
+recap() { grep -E '^[^ ]+ +: ok=' "$1" | awk '{ printf "%-16s %s %s %s %s\n", $1, $3, $4, $6, $7 }'; }
 # changed_sum LOG: total changed= of the recap.
 changed_sum() { grep -E '^[^ ]+ +: ok=' "$1" | sed 's/.*changed=\([0-9]*\).*/\1/' | awk '{ s += $1 } END { print s + 0 }'; }
 # changed_tasks LOG: the names of the tasks that reported changed, comma-separated.
@@ -126,7 +126,7 @@ lab_started=1
 t0=$EPOCHREALTIME
 "$L" up >>"$LOGS/lab.log" 2>&1 || fail "lab up failed" "$LOGS/lab.log"
 t_up=$(elapsed "$t0")
-done_ "tartanpion (netns pve1, 10.99.0.1) + bismuth (pve2, 10.99.0.2), up in ${t_up} s; $("$L" exec pve1 corosync -v 2>/dev/null | head -n 1 | sed 's/ *$//')"
+done_ "tartanpion (netns pve1, 10.99.0.1) + bismuth (pve2, 10.99.0.2) + qnetd (pve3, 10.99.9.3), up in ${t_up} s; $("$L" exec pve1 corosync -v 2>/dev/null | head -n 1 | sed 's/ *$//')"
 
 begin "fresh nodes: the trap"
 r1=$("$L" exec pve1 getent hosts tartanpion | awk '{ print $1 }')
