@@ -4,6 +4,29 @@
 //! A module binary is `fn main() { protocol::run(&SPEC, logic) }`. Ansible calls it as
 //! `<binary> <args-file>`; a person may also pass `-` or nothing and pipe the JSON on stdin.
 //! The args are one flat JSON object: the task's parameters plus `_ansible_*` keys.
+//! `<binary> --pve2node-spec` prints the spec as JSON ([`spec_json`]) and runs nothing.
+//!
+//! # Adding a module
+//!
+//! 1. `modules/<name>/main.rs`: a `const SPEC: Spec` (every option as a [`Param`]: type,
+//!    default, choices, aliases, `.range(min, max)` for every number of seconds or count,
+//!    `.no_log()` for secrets; `supports_check_mode: false` if it cannot honour check mode,
+//!    and the protocol then answers `skipped` for it) and `fn main() { protocol::run(&SPEC,
+//!    logic) }`. The logic is split into named phases: read the state (I/O), decide (a pure
+//!    function with unit tests in `modules/<name>/tests.rs`), apply (through `edit` / `run`,
+//!    never in check mode), and returns an [`Outcome`] or a [`Failure`] of one sentence that
+//!    names the parameter or file and what to do; a command it ran goes in with
+//!    [`Outcome::with_command`] / [`Failure::with_command`]. It never prints or exits itself.
+//! 2. `modules/<name>/<name>.yml`: its ansible-doc (DOCUMENTATION with options equal to the
+//!    spec, attributes, EXAMPLES, RETURN).
+//! 3. `Cargo.toml`: a `[[bin]]` with `name = "<name>"`, `path = "modules/<name>/main.rs"`
+//!    (build.rs fails the build on a module directory without one).
+//! 4. README.md: a row in the module table; tests/protocol.rs: the binary in `MODULES`;
+//!    `tests/<name>.rs`: integration tests through the built binary.
+//!
+//! `cargo test --test guard` checks steps 2-4, including that the options in the .yml equal
+//! the spec (through `ansible-doc -j`); `bash scripts/build.sh` puts the binary and its doc in
+//! build/modules/.
 
 use serde_json::{Map, Value};
 use std::fmt;
@@ -131,6 +154,20 @@ impl Failure {
         self.data.insert(key.to_string(), value.into());
         self
     }
+    /// Adds the command's `cmd`, `rc`, `stdout`, `stderr` (and `timed_out`) to the failure
+    /// result, as [`crate::run::Output::to_json`] renders them: the one way a module shows a
+    /// command it ran.
+    pub fn with_command(mut self, o: &crate::run::Output) -> Failure {
+        merge_command(&mut self.data, o);
+        self
+    }
+}
+
+/// The keys of `Output::to_json` merged into a result's top level.
+fn merge_command(data: &mut Map<String, Value>, o: &crate::run::Output) {
+    if let Value::Object(m) = o.to_json() {
+        data.extend(m);
+    }
 }
 
 impl<E: std::error::Error> From<E> for Failure {
@@ -182,6 +219,12 @@ impl Outcome {
     pub fn set(&mut self, key: &str, value: impl Into<Value>) {
         self.data.insert(key.to_string(), value.into());
     }
+    /// Adds the command's `cmd`, `rc`, `stdout`, `stderr` (and `timed_out`) to the result,
+    /// as [`crate::run::Output::to_json`] renders them (see [`Failure::with_command`]).
+    pub fn with_command(mut self, o: &crate::run::Output) -> Outcome {
+        merge_command(&mut self.data, o);
+        self
+    }
 }
 
 /// The validated, coerced parameters. Every spec'd name is present (null when not given and
@@ -226,16 +269,11 @@ impl Params {
             _ => Vec::new(),
         }
     }
-    /// An int parameter holding seconds, checked to lie in `min..=max` (so deadlines computed
-    /// from it can never overflow): `timeout must be between 1 and 86400 seconds, got 0`.
-    pub fn seconds(&self, name: &str, min: u64, max: u64) -> Result<std::time::Duration, Failure> {
-        let v = self.int(name).unwrap_or(min as i64);
-        if v < min as i64 || v > max as i64 {
-            return Err(Failure::new(format!(
-                "{name} must be between {min} and {max} seconds, got {v}"
-            )));
-        }
-        Ok(std::time::Duration::from_secs(v.unsigned_abs()))
+    /// An int parameter holding seconds whose range the spec declares (`.range(0, 86400)`),
+    /// so validation has already refused anything negative or too large. Not given and
+    /// without default: zero.
+    pub fn duration(&self, name: &str) -> std::time::Duration {
+        std::time::Duration::from_secs(self.int(name).unwrap_or(0).max(0).unsigned_abs())
     }
     pub fn is_set(&self, name: &str) -> bool {
         self.get(name).is_some()
@@ -418,6 +456,8 @@ fn elem_error(name: &str, v: &Value, to: &str, why: Why) -> Failure {
 fn to_bool(v: &Value) -> Result<bool, Why> {
     let text = match v {
         Value::Bool(b) => return Ok(*b),
+        // No valid word is longer than 5 letters: a long string is not lowercased in full.
+        Value::String(s) if s.trim().len() > 5 => String::new(),
         Value::String(s) => s.trim().to_lowercase(),
         Value::Number(n) => match n.as_f64() {
             Some(1.0) => return Ok(true),
@@ -433,7 +473,10 @@ fn to_bool(v: &Value) -> Result<bool, Why> {
     } else {
         Err(format!(
             "The value '{}' is not a valid boolean. Valid booleans include: 'yes', 'no', 'on', 'off', 'true', 'false', 'y', 'n', 't', 'f', '1', '0', 1, 0",
-            py_str(v)
+            match v {
+                Value::String(s) => shorten(s),
+                other => py_str(other).into(),
+            }
         ))
     }
 }
@@ -732,22 +775,65 @@ fn py_str(v: &Value) -> String {
     }
 }
 
+/// How many characters of a value a message shows (see [`shorten`]).
+pub const SHOWN_CHARS: usize = 200;
+/// How many items of a list or dict a message shows.
+const SHOWN_ITEMS: usize = 20;
+/// The longest `msg` a result carries: longer ones (a module quoting a huge value or output)
+/// are cut, saying their length, so a 100 MB input is never echoed whole.
+pub const MSG_CHARS: usize = 16_384;
+
+/// A value as a message shows it: whole up to [`SHOWN_CHARS`] characters, else its first
+/// ones and its length: `aaaa… (104857600 characters in all)`.
+pub fn shorten(s: &str) -> std::borrow::Cow<'_, str> {
+    shorten_to(s, SHOWN_CHARS)
+}
+
+/// [`shorten`] with another limit.
+pub fn shorten_to(s: &str, limit: usize) -> std::borrow::Cow<'_, str> {
+    // Cheap test first: a string of at most `limit` bytes has at most `limit` characters.
+    if s.len() <= limit {
+        return s.into();
+    }
+    match s.char_indices().nth(limit) {
+        None => s.into(),
+        Some((at, _)) => format!("{}… ({} characters in all)", &s[..at], s.chars().count()).into(),
+    }
+}
+
 /// Python-ish repr of a value for messages: strings in single quotes, `True`, `None`, lists
-/// and dicts in Python's literal style.
+/// and dicts in Python's literal style; long strings and long lists cut (see [`shorten`]).
 fn py_repr(v: &Value) -> String {
+    let more = |n: usize| {
+        if n > SHOWN_ITEMS {
+            format!(", … ({n} items in all)")
+        } else {
+            String::new()
+        }
+    };
     match v {
-        Value::String(s) => format!("'{s}'"),
+        Value::String(s) => format!("'{}'", shorten(s)),
         Value::Bool(true) => "True".into(),
         Value::Bool(false) => "False".into(),
         Value::Null => "None".into(),
         Value::Number(n) => n.to_string(),
-        Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
-        Value::Object(m) => format!(
-            "{{{}}}",
-            m.iter()
-                .map(|(k, v)| format!("'{k}': {}", py_repr(v)))
+        Value::Array(a) => format!(
+            "[{}{}]",
+            a.iter()
+                .take(SHOWN_ITEMS)
+                .map(py_repr)
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            more(a.len())
+        ),
+        Value::Object(m) => format!(
+            "{{{}{}}}",
+            m.iter()
+                .take(SHOWN_ITEMS)
+                .map(|(k, v)| format!("'{}': {}", shorten(k), py_repr(v)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            more(m.len())
         ),
     }
 }
@@ -806,8 +892,21 @@ pub struct Internal {
     pub ignore_unknown_opts: bool,
 }
 
-fn internal_bool(v: &Value) -> bool {
-    to_bool(v).unwrap_or(false)
+/// An `_ansible_*` boolean, coerced like any bool parameter: null or `""` is false (not
+/// given), anything that is not a boolean is refused (never read as "false", which would
+/// turn a check-mode run into a real one).
+fn internal_bool(key: &str, v: &Value) -> Result<bool, Failure> {
+    match v {
+        Value::Null => Ok(false),
+        Value::String(s) if s.is_empty() => Ok(false),
+        _ => to_bool(v).map_err(|w| type_error(key, v, "bool", w)),
+    }
+}
+
+/// The one message for a number out of its declared range: `timeout must be between 0 and
+/// 86400, got 100000`.
+pub fn range_message(name: &str, min: i64, max: i64, got: i64) -> String {
+    format!("{name} must be between {min} and {max}, got {got}")
 }
 
 /// The spec's supported names for the "Unsupported parameters" message: sorted, each with its
@@ -842,11 +941,22 @@ pub fn validate(
     for (key, value) in raw {
         if let Some(k) = key.strip_prefix("_ansible_") {
             match k {
-                "check_mode" => internal.check_mode = internal_bool(value),
-                "diff" => internal.diff = internal_bool(value),
-                "no_log" => internal.no_log = internal_bool(value),
-                "ignore_unknown_opts" => internal.ignore_unknown_opts = internal_bool(value),
-                "verbosity" => internal.verbosity = to_int(value).unwrap_or(0),
+                "check_mode" => internal.check_mode = internal_bool(key, value)?,
+                "diff" => internal.diff = internal_bool(key, value)?,
+                "no_log" => internal.no_log = internal_bool(key, value)?,
+                "ignore_unknown_opts" => internal.ignore_unknown_opts = internal_bool(key, value)?,
+                // Booleans this protocol does not use, checked all the same (AnsibleModule's
+                // PASS_BOOLS).
+                "debug" | "keep_remote_files" => {
+                    internal_bool(key, value)?;
+                }
+                "verbosity" => {
+                    internal.verbosity = match value {
+                        Value::Null => 0,
+                        Value::String(s) if s.is_empty() => 0,
+                        _ => to_int(value).map_err(|w| type_error(key, value, "int", w))?,
+                    }
+                }
                 _ => {}
             }
             continue;
@@ -948,7 +1058,7 @@ pub fn validate(
                         "value of {} must be one or more of: {}. Got no match for: {}",
                         p.name,
                         p.choices.join(", "),
-                        bad.join(", ")
+                        shorten_to(&bad.join(", "), SHOWN_CHARS * 4)
                     )));
                 }
             }
@@ -959,8 +1069,26 @@ pub fn validate(
                         "value of {} must be one of: {}, got: {}",
                         p.name,
                         p.choices.join(", "),
-                        t
+                        shorten(&t)
                     )));
+                }
+            }
+        }
+    }
+
+    for p in spec.params {
+        let Some((min, max)) = p.range else {
+            continue;
+        };
+        let items: Vec<&Value> = match values.get(p.name) {
+            Some(Value::Array(a)) => a.iter().collect(),
+            Some(v) => vec![v],
+            None => Vec::new(),
+        };
+        for v in items {
+            if let Some(i) = v.as_i64() {
+                if i < min || i > max {
+                    return Err(Failure::new(range_message(p.name, min, max, i)));
                 }
             }
         }
@@ -997,7 +1125,14 @@ pub fn validate(
         return Err(Failure::new(format!(
             "Unsupported parameters for ({}) module: {}. Supported parameters include: {}.",
             spec.module,
-            unsupported.join(", "),
+            shorten_to(
+                &unsupported
+                    .iter()
+                    .map(|k| shorten(k))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                SHOWN_CHARS * 4
+            ),
             supported_list(spec)
         )));
     }
@@ -1055,6 +1190,11 @@ pub fn result_json(
             1
         }
     };
+    if let Some(Value::String(m)) = out.get_mut("msg") {
+        if let std::borrow::Cow::Owned(cut) = shorten_to(m, MSG_CHARS) {
+            *m = cut;
+        }
+    }
     if let Some(c) = ctx {
         if !c.warnings.is_empty() {
             out.insert(
@@ -1082,14 +1222,105 @@ pub fn context(spec: &Spec, text: &str, source: &str) -> Result<Ctx, Failure> {
     })
 }
 
+/// The hidden argument that makes a module binary print its spec (see [`spec_json`]) instead
+/// of running. Ansible always passes an args file path, never this word.
+pub const SPEC_FLAG: &str = "--pve2node-spec";
+
+/// The spec as data, in the words of AnsibleModule's `argument_spec` and of ansible-doc's
+/// `options` (`type`, `elements`, `required`, `default`, `choices`, `aliases`, `no_log`), plus
+/// `range` and the module-level rules: what tests/guard.rs compares with each `<name>.yml`.
+pub fn spec_json(spec: &Spec) -> Value {
+    let type_name = |t: Type| match t {
+        Type::Str => "str",
+        Type::Bool => "bool",
+        Type::Int => "int",
+        Type::Path => "path",
+        Type::List(_) => "list",
+        Type::Dict => "dict",
+        Type::Raw => "raw",
+    };
+    let mut options = Map::new();
+    for p in spec.params {
+        let mut o = Map::new();
+        o.insert("type".into(), type_name(p.ty).into());
+        if let Type::List(e) = p.ty {
+            o.insert("elements".into(), elem_name(e).into());
+        }
+        o.insert("required".into(), p.required.into());
+        let default = match p.default {
+            Default::None => Value::Null,
+            Default::Str(s) => s.into(),
+            Default::Bool(b) => b.into(),
+            Default::Int(i) => i.into(),
+            Default::List(l) => l.to_vec().into(),
+        };
+        o.insert("default".into(), default);
+        o.insert("choices".into(), p.choices.to_vec().into());
+        o.insert("aliases".into(), p.aliases.to_vec().into());
+        o.insert("no_log".into(), p.no_log.into());
+        o.insert(
+            "range".into(),
+            p.range.map_or(Value::Null, |(a, b)| vec![a, b].into()),
+        );
+        options.insert(p.name.into(), Value::Object(o));
+    }
+    let mut out = Map::new();
+    out.insert("module".into(), spec.module.into());
+    out.insert(
+        "supports_check_mode".into(),
+        spec.supports_check_mode.into(),
+    );
+    out.insert("options".into(), Value::Object(options));
+    out.insert(
+        "mutually_exclusive".into(),
+        spec.mutually_exclusive
+            .iter()
+            .map(|g| g.to_vec())
+            .collect::<Vec<_>>()
+            .into(),
+    );
+    out.insert(
+        "required_if".into(),
+        spec.required_if
+            .iter()
+            .map(|r| serde_json::json!([r.param, r.value, r.requires]))
+            .collect::<Vec<_>>()
+            .into(),
+    );
+    Value::Object(out)
+}
+
+/// AnsibleModule's message when a module without check-mode support is run in check mode.
+pub fn check_mode_unsupported(module: &str) -> String {
+    format!("remote module ({module}) does not support check mode")
+}
+
+/// Runs the logic on a validated context, unless the task is in check mode and the module
+/// does not declare `supports_check_mode`: then, as AnsibleModule does, nothing runs and the
+/// result is `skipped: true` (not changed, not failed) with its message.
+pub fn dispatch(
+    spec: &Spec,
+    ctx: &mut Ctx,
+    logic: fn(&mut Ctx) -> Result<Outcome, Failure>,
+) -> Result<Outcome, Failure> {
+    if ctx.check_mode && !spec.supports_check_mode {
+        return Ok(Outcome::new(false, check_mode_unsupported(spec.module)).with("skipped", true));
+    }
+    logic(ctx)
+}
+
 /// The one exit path of every module: read args, validate, run the logic, print one JSON
 /// object on stdout, exit 0 on success and 1 on failure.
 pub fn run(spec: &Spec, logic: fn(&mut Ctx) -> Result<Outcome, Failure>) -> ! {
     let args: Vec<String> = std::env::args().collect();
+    if args.len() == 2 && args[1] == SPEC_FLAG {
+        println!("{}", spec_json(spec));
+        std::process::exit(0);
+    }
     let (value, code) = match read_input(&args).and_then(|(t, s)| context(spec, &t, &s)) {
         Err(f) => result_json(spec, None, Err(f)),
         Ok(mut ctx) => {
-            let outcome = logic(&mut ctx);
+            let outcome = dispatch(spec, &mut ctx, logic);
             result_json(spec, Some(&ctx), outcome)
         }
     };

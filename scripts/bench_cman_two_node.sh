@@ -44,7 +44,7 @@ now_ns() { date +%s%N; }
 
 bench() { # KIND N
     best=""
-    for rep in 1 2 3; do
+    for _ in 1 2 3; do
         f=$DIR/$1.$2.conf
         if [ "$1" = cman ]; then gen_cluster "$2" "$f"; else gen_corosync "$2" "$f"; fi
         size=$(stat -c %s "$f")

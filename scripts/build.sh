@@ -16,10 +16,15 @@ fi
 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
   cargo build --quiet --release --locked --target "$triple" --bins
 mkdir -p build/modules
+count=0
 for dir in modules/*/; do
   name=$(basename "$dir")
-  [ -f "target/$triple/release/$name" ] || continue
+  if [ ! -f "target/$triple/release/$name" ] || [ ! -f "$dir/$name.yml" ]; then
+    echo "build: modules/$name/ built no binary $name or has no $name.yml (see \"Adding a module\" in README.md)" >&2
+    exit 1
+  fi
   install -m 0755 "target/$triple/release/$name" "build/modules/$name"
-  [ -f "$dir/$name.yml" ] && install -m 0644 "$dir/$name.yml" "build/modules/$name.yml"
+  install -m 0644 "$dir/$name.yml" "build/modules/$name.yml"
+  count=$((count + 1))
 done
-echo "build: $(ls build/modules | grep -vc '\.yml$') static modules ($triple) in $here/build/modules"
+echo "build: $count static modules ($triple) in $here/build/modules"

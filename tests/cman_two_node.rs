@@ -1064,6 +1064,17 @@ fn corosync_t_accepts_every_written_corosync_conf() {
                 .replace("votequorum\n", "votequorum\n  two_node: 1\n"),
         ),
         (
+            "pve9 two links, token_coefficient, wait_for_all",
+            fixture("pve9/corosync.conf"),
+            json!({"wait_for_all": true}),
+            fixture("pve9/corosync.conf")
+                .replace("config_version: 2", "config_version: 3")
+                .replace(
+                    "votequorum\n",
+                    "votequorum\n  two_node: 1\n  wait_for_all: 1\n",
+                ),
+        ),
+        (
             "wait_for_all",
             fixture("pve8/corosync.conf"),
             json!({"wait_for_all": false}),
@@ -1484,4 +1495,49 @@ echo "NEVER_FILE $(grep -c 'two_node: 1' "$P/corosync.conf")"
     assert_eq!(line("NEVER_FILE"), "0", "{raw}");
     // The pmxcfs dir (tmpfs) went with the namespace: the lab dir's own pve is empty.
     assert!(std::fs::read_dir(lab.path("pve")).unwrap().next().is_none());
+}
+
+/// PVE 9's corosync.conf (two links, token_coefficient): wait_for_all given is written
+/// explicitly and answers the warning; once in the file, runs without it warn no more.
+#[test]
+fn pve9_wait_for_all_written_explicitly_answers_the_warning() {
+    let lab = Lab::new("c2n-pve9");
+    let orig = fixture("pve9/corosync.conf");
+    let f = lab.write("corosync.conf", &orig);
+    let r = lab.run(
+        json!({"path": p(&f), "wait_for_all": true, "activate": false}),
+        &[],
+    );
+    assert!(r.changed() && !r.failed(), "{}", r.json);
+    assert!(r.json.get("warnings").is_none(), "{}", r.json);
+    assert_eq!(
+        lab.read("corosync.conf"),
+        orig.replace(
+            "  provider: corosync_votequorum\n",
+            "  provider: corosync_votequorum\n  two_node: 1\n  wait_for_all: 1\n"
+        )
+        .replace("config_version: 2", "config_version: 3")
+    );
+    // the same again: nothing to do; without the parameter the file's value stands, no warning
+    for args in [
+        json!({"path": p(&f), "wait_for_all": true, "activate": false}),
+        json!({"path": p(&f), "activate": false}),
+    ] {
+        let r = lab.run(args, &[]);
+        assert!(!r.changed() && !r.failed(), "{}", r.json);
+        assert!(r.json.get("warnings").is_none(), "{}", r.json);
+    }
+    // answered the other way: one value flipped, version + 1, links and token_coefficient kept
+    let r = lab.run(
+        json!({"path": p(&f), "wait_for_all": false, "activate": false}),
+        &[],
+    );
+    assert!(r.changed(), "{}", r.json);
+    let text = lab.read("corosync.conf");
+    assert!(
+        text.contains("  two_node: 1\n  wait_for_all: 0\n}"),
+        "{text}"
+    );
+    assert!(text.contains("config_version: 4") && text.contains("token_coefficient: 125"));
+    assert!(text.contains("ring1_addr: 10.98.0.2") && text.contains("linknumber: 1"));
 }

@@ -17,6 +17,10 @@ const MODULES: &[(&str, &str)] = &[
     ("pvecm_cluster", env!("CARGO_BIN_EXE_pvecm_cluster")),
     ("cman_two_node", env!("CARGO_BIN_EXE_cman_two_node")),
     ("fuse_recover", env!("CARGO_BIN_EXE_fuse_recover")),
+    ("qdevice", env!("CARGO_BIN_EXE_qdevice")),
+    ("qnetd", env!("CARGO_BIN_EXE_qnetd")),
+    ("ssh_trust", env!("CARGO_BIN_EXE_ssh_trust")),
+    ("corosync_link", env!("CARGO_BIN_EXE_corosync_link")),
 ];
 
 /// The stub module: target/<profile>/examples/protocol_stub, built by `cargo test` (or here, if
@@ -29,19 +33,24 @@ fn stub() -> PathBuf {
         // target/debug/deps/protocol-… → target/debug/examples/protocol_stub
         let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
         let p = profile_dir.join("examples").join("protocol_stub");
-        // `cargo test` builds examples before running tests; build it here too in case only
-        // this target was built (a no-op when up to date). A failed build is fatal only when
-        // there is no binary at all.
-        let built = std::process::Command::new(env!("CARGO"))
+        // `cargo test` builds examples, `cargo test --test protocol` does not: build it here
+        // (a no-op when up to date), in the profile of this test binary. A failed build fails
+        // the test: a stale stub from an earlier build must not stand in for the current code.
+        let mut build = std::process::Command::new(env!("CARGO"));
+        build
             .args(["build", "--quiet", "--example", "protocol_stub"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build
             .status()
-            .is_ok_and(|s| s.success());
+            .expect("run cargo build --example protocol_stub");
         assert!(
-            p.exists(),
-            "{} missing (cargo build --example protocol_stub ok: {built})",
-            p.display()
+            status.success(),
+            "cargo build --example protocol_stub failed: {status}"
         );
+        assert!(p.exists(), "{} missing after its build", p.display());
         p
     })
     .clone()
@@ -384,4 +393,74 @@ fn nan_inside_a_string_is_fine() {
     let r = with_stdin(&stub(), &[], br#"{"name": "NaN Infinity"}"#);
     assert_eq!(r.code, 0);
     assert_eq!(r.json["seen_name"], json!("NaN Infinity"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Numeric ranges declared in the real modules' specs
+
+#[test]
+fn every_timeout_is_range_checked_before_anything_runs() {
+    for (name, bin, min) in [
+        ("pvecm_cluster", env!("CARGO_BIN_EXE_pvecm_cluster"), 1),
+        ("cman_two_node", env!("CARGO_BIN_EXE_cman_two_node"), 0),
+        ("fuse_recover", env!("CARGO_BIN_EXE_fuse_recover"), 0),
+    ] {
+        let bin = PathBuf::from(bin);
+        // state=info for pvecm_cluster: it used to accept any timeout there.
+        for bad in [min - 1, 86_401] {
+            let mut args = json!({"timeout": bad, "_ansible_check_mode": true});
+            if name == "pvecm_cluster" {
+                args["state"] = json!("info");
+            }
+            let r = with_file(&bin, args.to_string().as_bytes());
+            assert_eq!(
+                r.json["msg"],
+                json!(format!(
+                    "timeout must be between {min} and 86400, got {bad}"
+                )),
+                "{name}: {}",
+                r.json
+            );
+            assert_eq!(r.json["changed"], json!(false));
+        }
+    }
+}
+
+#[test]
+fn an_invalid_check_mode_flag_stops_every_module_before_it_acts() {
+    for (name, bin) in bins() {
+        for bad in [json!("maybe"), json!(2), json!([true])] {
+            let args = json!({"_ansible_check_mode": bad, "name": "x", "change": true});
+            let r = with_file(&bin, args.to_string().as_bytes());
+            assert_failed(&r, "argument '_ansible_check_mode' is of type ");
+            assert_eq!(r.json["changed"], json!(false), "{name}");
+            assert!(r.json.get("seen_check_mode").is_none(), "{name}: logic ran");
+        }
+    }
+}
+
+#[test]
+fn a_huge_input_is_never_echoed_whole() {
+    let huge = "y".repeat(1 << 20);
+    for (name, bin) in bins() {
+        for args in [
+            json!({ huge.clone(): 1 }),
+            json!({ "_ansible_check_mode": huge }),
+            json!({ "_ansible_verbosity": huge }),
+        ] {
+            let text = args.to_string();
+            let r = with_file(&bin, text.as_bytes());
+            let out = r.json.to_string();
+            assert_eq!(r.json["failed"], json!(true), "{name}");
+            assert!(out.len() < 4096, "{name}: {} bytes out", out.len());
+            // (A module with required parameters reports those first, before unknown keys.)
+            let msg = r.json["msg"].as_str().unwrap();
+            assert!(
+                msg.contains(&format!("({} characters in all)", 1 << 20))
+                    || msg.starts_with("missing required arguments")
+                    || msg.contains("all of the following are missing"),
+                "{name}: {out:.300}"
+            );
+        }
+    }
 }

@@ -1299,3 +1299,203 @@ fn release_binary_ignores_test_hooks() {
     );
     assert!(real.is_dir() || !ns);
 }
+
+// ------------------------------------------------------------------ links, PVE 9
+
+impl Sb {
+    /// A stand-in corosync-cfgtool beside pvecm printing `s` for `-s` and `n` for `-n`.
+    fn cfgtool(self, s: &str, n: &str) -> Sb {
+        self.dir.write("cfgtool-s.txt", s);
+        self.dir.write("cfgtool-n.txt", n);
+        let d = self.dir.path().to_string_lossy().into_owned();
+        write_exec(
+            &self.dir.join("corosync-cfgtool"),
+            &format!("#!/bin/sh\necho \"cfgtool $*\" >> '{d}/argv.log'\ncase \"$1\" in -s) cat '{d}/cfgtool-s.txt';; -n) cat '{d}/cfgtool-n.txt';; *) exit 1;; esac\n"),
+        );
+        self
+    }
+}
+
+/// This node's interface addresses for the link pre-flight (instead of the machine's own).
+fn addrs(list: &str) -> [(&'static str, String); 1] {
+    [("PVE2NODE_LOCAL_ADDRS", list.to_string())]
+}
+
+const PVE9: &str = "pve-manager/9.1.6/71482d1833ded40a (running kernel: 6.17.2-1-pve)";
+
+#[test]
+fn info_pve9_shows_each_link_per_node() {
+    let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA)
+        .member(
+            fx!("pve9/pvecm-status-2node.txt"),
+            fx!("pve8/pvecm-nodes.txt"),
+        )
+        .pveversion(PVE9)
+        .cfgtool(
+            fx!("cfgtool-3.1.7-real/s-link0-down.txt"),
+            fx!("cfgtool-3.1.7-real/n-link0-down.txt"),
+        );
+    let v = sb.run(json!({"state": "info"}));
+    assert!(!failed(&v), "{v}");
+    let c = &v["cluster"];
+    assert_eq!(c["era"], json!("corosync3"));
+    assert_eq!(c["quorate"], json!(true));
+    let links = c["links"].as_array().expect("links in the facts");
+    assert_eq!(links.len(), 2);
+    assert_eq!(links[0]["link"], json!(0));
+    assert_eq!(links[0]["nodes"][1]["nodeid"], json!(2));
+    assert_eq!(links[0]["nodes"][1]["connected"], json!(false));
+    assert_eq!(links[0]["nodes"][1]["addr"], json!("10.98.0.2"));
+    assert_eq!(links[1]["nodes"][1]["connected"], json!(true));
+    assert_eq!(links[1]["nodes"][0]["local"], json!(true));
+    let log = sb.argv_log();
+    assert!(log.contains(&"cfgtool -s".to_string()) && log.contains(&"cfgtool -n".to_string()));
+    assert!(!failed(&v) && v["changed"] == json!(false));
+
+    // cfgtool failing (corosync not answering) leaves links out, never fails info
+    let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA)
+        .member(
+            fx!("pve9/pvecm-status-2node.txt"),
+            fx!("pve8/pvecm-nodes.txt"),
+        )
+        .cfgtool(
+            "Could not initialize corosync configuration API error 2\n",
+            "",
+        );
+    let v = sb.run(json!({"state": "info"}));
+    assert!(!failed(&v), "{v}");
+    assert_eq!(v["cluster"]["links"], Value::Null);
+}
+
+#[test]
+fn create_pve9_with_two_links_and_token_coefficient() {
+    let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA)
+        .pveversion(PVE9)
+        .after(fx!("pve8/pvecm-status-single.txt"), "\nMembership information\n----------------------\n    Nodeid      Votes Name\n         1          1 alpha (local)\n");
+    let args = json!({"name": "lab", "link0": "address=10.99.0.1,priority=20", "link1": "address=10.98.0.1,priority=10", "token_coefficient": 125});
+    let env = addrs("10.99.0.1,10.98.0.1");
+    let v = sb.run_env(json!({"name": "lab", "link0": "address=10.99.0.1,priority=20", "link1": "address=10.98.0.1,priority=10", "token_coefficient": 125, "_ansible_check_mode": true}), &env);
+    assert!(!failed(&v) && v["changed"] == json!(true), "{v}");
+    assert!(sb.changing_calls().is_empty());
+    let v = sb.run_env(args.clone(), &env);
+    assert!(!failed(&v), "{v}");
+    assert_eq!(
+        sb.changing_calls(),
+        vec!["create lab --link0 address=10.99.0.1,priority=20 --link1 address=10.98.0.1,priority=10 --token-coefficient 125"]
+    );
+}
+
+#[test]
+fn token_coefficient_before_pve_9_1_and_links_on_old_eras_are_refused() {
+    for (ver, era, args, want) in [
+        (
+            "pve-manager/8.1.4/ec5affc9 (running kernel: 6.5.11-4-pve)",
+            "pve8",
+            json!({"name": "lab", "token_coefficient": 125}),
+            "token_coefficient needs Proxmox VE 9.1 or later",
+        ),
+        (
+            "pve-manager/9.0.3/0123abcd (running kernel: 6.14.8-2-pve)",
+            "pve8",
+            json!({"name": "lab", "token_coefficient": 125}),
+            "this node runs 9.0",
+        ),
+        (
+            "pve-manager/3.4-11/6502936f (running kernel: 2.6.32-39-pve)",
+            "pve3",
+            json!({"name": "lab", "link0": "10.99.0.1", "link1": "10.98.0.1"}),
+            "link1 is given but Proxmox VE 3",
+        ),
+        (
+            "pve-manager/5.4-13/aee6f0ec (running kernel: 4.15.18-20-pve)",
+            "pve5",
+            json!({"name": "lab", "link0": "10.99.0.1", "link1": "10.98.0.1", "link2": "10.97.0.1"}),
+            "link2 is given but Proxmox VE 4 and 5",
+        ),
+    ] {
+        let sb = Sb::new(era, "alpha", HOSTS_ALPHA).pveversion(ver);
+        let v = sb.run_env(args.clone(), &addrs("10.99.0.1,10.98.0.1,10.97.0.1"));
+        assert!(failed(&v), "{args}: {v}");
+        assert!(msg(&v).contains(want), "{args}: {}", msg(&v));
+        assert!(sb.changing_calls().is_empty(), "{:?}", sb.changing_calls());
+    }
+    // PVE 5: link1 becomes ring1 (bindnet1 on create)
+    let sb = Sb::new("pve5", "alpha", HOSTS_ALPHA)
+        .pveversion("pve-manager/5.4-13/aee6f0ec (running kernel: 4.15.18-20-pve)")
+        .change("", "", 0);
+    let v = sb.run_env(
+        json!({"name": "lab", "link0": "10.99.0.1", "ring1_addr": "10.98.0.1", "wait": false}),
+        &addrs("10.99.0.1,10.98.0.1"),
+    );
+    assert!(!failed(&v), "{v}");
+    assert_eq!(
+        sb.changing_calls(),
+        vec!["create lab -ring0_addr 10.99.0.1 -bindnet1_addr 10.98.0.1 -ring1_addr 10.98.0.1"]
+    );
+}
+
+#[test]
+fn join_pve9_passes_every_link_and_explains_a_refusal_for_fewer() {
+    let sb = Sb::new("pve8", "beta", HOSTS_ALPHA)
+        .pveversion(PVE9)
+        .after(
+            fx!("pve9/pvecm-status-2node.txt"),
+            fx!("pve8/pvecm-nodes.txt"),
+        )
+        .change(fx!("errors/pve8-join-success.txt"), "", 0);
+    let v = sb.run_env(
+        json!({"name": "lab", "peer": "10.99.0.1", "link0": "10.99.0.2", "link1": "10.98.0.2", "use_ssh": true}),
+        &addrs("10.99.0.2,10.98.0.2"),
+    );
+    assert!(!failed(&v), "{v}");
+    assert_eq!(
+        sb.changing_calls(),
+        vec!["add 10.99.0.1 --link0 10.99.0.2 --link1 10.98.0.2 --use_ssh 1"]
+    );
+
+    // PVE 9 refuses a join with fewer links than the cluster has (a task: exit 0)
+    let sb = Sb::new("pve8", "beta", HOSTS_ALPHA).pveversion(PVE9).change(
+        "",
+        "no links given but multiple links found on other nodes, fallback only supported on single-link clusters\n",
+        0,
+    );
+    let v = sb.run(json!({"name": "lab", "peer": "10.99.0.1", "use_ssh": true, "timeout": 5}));
+    assert!(failed(&v), "{v}");
+    assert!(
+        msg(&v).contains("give this node's address on every link the cluster has"),
+        "{}",
+        msg(&v)
+    );
+}
+
+#[test]
+fn era_detection_pve9() {
+    let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA)
+        .pveversion(PVE9)
+        .member(fx!("pve9/pvecm-status.txt"), fx!("pve8/pvecm-nodes.txt"));
+    let v = sb.run(json!({"state": "info"}));
+    assert_eq!(v["cluster"]["era"], json!("corosync3"), "{v}");
+    assert_eq!(v["cluster"]["name"], json!("lab"));
+}
+
+#[test]
+fn link1_not_on_this_node_fails_the_preflight_and_runs_nothing() {
+    let sb = Sb::new("pve8", "beta", HOSTS_ALPHA).pveversion(PVE9);
+    let v = sb.run_env(
+        json!({"name": "lab", "peer": "10.99.0.1", "link0": "10.99.0.2", "link1": "10.98.0.2", "use_ssh": true}),
+        &addrs("10.99.0.2"),
+    );
+    assert!(failed(&v), "{v}");
+    assert_eq!(
+        msg(&v),
+        "link1 10.98.0.2 is not configured on any interface of this node: give this node's own address on that network (or bring the interface up first)"
+    );
+    assert!(sb.changing_calls().is_empty());
+    // in check mode: a warning, the plan still shows the command
+    let v = sb.run_env(
+        json!({"name": "lab", "peer": "10.99.0.1", "link0": "10.99.0.2", "link1": "10.98.0.2", "use_ssh": true, "_ansible_check_mode": true}),
+        &addrs("10.99.0.2"),
+    );
+    assert!(!failed(&v) && v["changed"] == json!(true), "{v}");
+    assert!(v["warnings"].to_string().contains("link1 10.98.0.2"), "{v}");
+}

@@ -45,14 +45,7 @@ impl Drop for Tmp {
     }
 }
 
-/// A test that cannot run here says why; under PVE2NODE_E2E=1 (CI) that is a failure.
-fn skip(why: &str) {
-    assert!(
-        std::env::var("PVE2NODE_E2E").as_deref() != Ok("1"),
-        "cannot run under PVE2NODE_E2E=1: {why}"
-    );
-    eprintln!("skipping: {why}");
-}
+use crate::testing::skip;
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -660,15 +653,14 @@ fn readonly_directory_gives_a_clear_error() {
     let t = Tmp::new("ro");
     t.write("hosts", BEFORE.as_bytes());
     if is_root() {
-        let Ok(exe) = std::env::current_exe() else {
-            return;
-        };
+        let exe = std::env::current_exe().expect("test exe");
         let out = std::process::Command::new("unshare")
             .args(["-m", "--propagation", "private", "--"])
             .arg(exe)
             .args([
                 "edit::tests::readonly_directory_gives_a_clear_error",
                 "--exact",
+                "--include-ignored",
                 "--nocapture",
                 "--test-threads=1",
             ])
@@ -963,15 +955,14 @@ fn refused_chmod_chown_and_rename_on_fuse() {
         return;
     }
     let t = Tmp::new("fuse");
-    let Ok(exe) = std::env::current_exe() else {
-        return;
-    };
+    let exe = std::env::current_exe().expect("test exe");
     let out = std::process::Command::new("timeout")
         .args(["60", "unshare", "-m", "--propagation", "private", "--"])
         .arg(exe)
         .args([
             "edit::tests::refused_chmod_chown_and_rename_on_fuse",
             "--exact",
+            "--include-ignored",
             "--nocapture",
             "--test-threads=1",
         ])

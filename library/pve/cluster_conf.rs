@@ -72,6 +72,30 @@ fn line_of(text: &str, pos: usize) -> usize {
         + 1
 }
 
+/// Line numbers of increasing positions, counted on from the previous one, so numbering
+/// every tag of a file stays linear (from the start each time, 56,000 `<cman>` tags in 4 MB
+/// took minutes).
+#[derive(Default)]
+struct LineCounter {
+    pos: usize,
+    newlines: usize,
+}
+
+impl LineCounter {
+    fn line_at(&mut self, text: &str, pos: usize) -> usize {
+        let end = pos.min(text.len());
+        if end < self.pos {
+            return line_of(text, end);
+        }
+        self.newlines += text.as_bytes()[self.pos..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.pos = end;
+        self.newlines + 1
+    }
+}
+
 /// Scans the attributes of a tag text `<name a="1" b='2'/>` that quick-xml already accepted.
 /// Returns the attributes and the insertion point (relative to the tag start).
 fn scan_attrs(tag: &str, base: usize) -> Option<(Vec<Attr>, usize)> {
@@ -130,7 +154,7 @@ fn make_tag(
     span: Range<usize>,
     e: &quick_xml::events::BytesStart,
     empty: bool,
-    want_line: bool,
+    line: usize,
 ) -> Result<Tag, XmlError> {
     let bad = |what: String| XmlError::Malformed {
         line: line_of(text, span.start),
@@ -151,11 +175,7 @@ fn make_tag(
         return Err(bad("cannot read the attributes".into()));
     }
     Ok(Tag {
-        line: if want_line {
-            line_of(text, span.start)
-        } else {
-            0
-        },
+        line,
         span,
         insert_at,
         empty,
@@ -174,6 +194,7 @@ pub fn parse(text: &str) -> Result<ClusterConf, XmlError> {
     let mut nodes = 0;
     let mut node_votes = Vec::new();
     let mut root_done = false;
+    let mut lines = LineCounter::default();
     loop {
         let before = bom + reader.buffer_position() as usize;
         let ev = match reader.read_event() {
@@ -205,12 +226,24 @@ pub fn parse(text: &str) -> Result<ClusterConf, XmlError> {
                     if name != b"cluster" {
                         return Err(XmlError::NotCluster(String::from_utf8_lossy(&name).into()));
                     }
-                    cluster = Some(make_tag(text, before..after, &e, empty, true)?);
+                    cluster = Some(make_tag(
+                        text,
+                        before..after,
+                        &e,
+                        empty,
+                        lines.line_at(text, before),
+                    )?);
                 } else if stack.len() == 1 && name == b"cman" {
-                    cman.push(make_tag(text, before..after, &e, empty, true)?);
+                    cman.push(make_tag(
+                        text,
+                        before..after,
+                        &e,
+                        empty,
+                        lines.line_at(text, before),
+                    )?);
                 } else {
                     // Still check every tag's attributes, so a broken one anywhere is refused.
-                    let tag = make_tag(text, before..after, &e, empty, false)?;
+                    let tag = make_tag(text, before..after, &e, empty, 0)?;
                     if stack.len() == 2
                         && name == b"clusternode"
                         && stack.get(1).map(|v| v.as_slice()) == Some(b"clusternodes")
@@ -318,6 +351,27 @@ mod tests {
         let t = "<cluster config_version=\"1\"><cman/></cluster>";
         let c = parse(t).unwrap();
         assert_eq!(&t[c.cman[0].insert_at..c.cman[0].span.end], "/>");
+    }
+
+    #[test]
+    fn tag_lines_are_counted_on_not_from_the_start() {
+        let t = format!(
+            "<cluster config_version=\"1\">\n{}</cluster>\n",
+            "<cman/>\n".repeat(3)
+        );
+        let c = parse(&t).unwrap();
+        assert_eq!(c.cluster.line, 1);
+        let lines: Vec<usize> = c.cman.iter().map(|t| t.line).collect();
+        assert_eq!(lines, vec![2, 3, 4]);
+        // 40,000 tags: linear (numbering each from the start took minutes for 56,000).
+        let t = format!(
+            "<cluster config_version=\"1\">\n{}</cluster>\n",
+            "<cman/>\n".repeat(40_000)
+        );
+        let start = std::time::Instant::now();
+        let c = parse(&t).unwrap();
+        assert_eq!(c.cman.last().map(|t| t.line), Some(40_001));
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
     }
 
     #[test]

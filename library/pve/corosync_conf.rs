@@ -266,20 +266,29 @@ impl Conf {
         self.sections_named(None, "quorum").into_iter().next()
     }
 
-    /// Whether `quorum` holds a `device` section (a QDevice).
+    /// Whether `quorum` holds a `device` section (a QDevice): the first such `device`.
+    /// One pass over the sections (they are numbered in file order, so the first match is
+    /// the first quorum's first device).
     pub fn has_quorum_device(&self) -> Option<usize> {
-        self.sections_named(None, "quorum")
-            .into_iter()
-            .flat_map(|q| self.sections_named(Some(q), "device"))
-            .next()
+        self.sections
+            .iter()
+            .position(|s| s.name == "device" && self.is_top(s.parent, "quorum"))
     }
 
-    /// Number of `node` sections in the top-level `nodelist` sections.
+    /// Number of `node` sections in the top-level `nodelist` sections (one pass: a file with
+    /// many `nodelist` sections must not cost their number squared).
     pub fn node_count(&self) -> usize {
-        self.sections_named(None, "nodelist")
-            .into_iter()
-            .map(|nl| self.sections_named(Some(nl), "node").len())
-            .sum()
+        self.sections
+            .iter()
+            .filter(|s| s.name == "node" && self.is_top(s.parent, "nodelist"))
+            .count()
+    }
+
+    /// Whether `section` is a top-level section called `name`.
+    fn is_top(&self, section: Option<usize>, name: &str) -> bool {
+        section
+            .and_then(|i| self.sections.get(i))
+            .is_some_and(|s| s.parent.is_none() && s.name == name)
     }
 
     /// The text of line `i` without its ending.
@@ -381,6 +390,29 @@ mod tests {
         let t = "quorum {\n provider: corosync_votequorum\n device {\n  model: net\n }\n}\n";
         let c = parse(t).unwrap();
         assert_eq!(c.has_quorum_device(), Some(1));
+    }
+
+    #[test]
+    fn nodes_and_devices_count_only_under_top_level_sections() {
+        let t = "nodelist {\n node {\n }\n}\nnodelist {\n node {\n }\n node {\n }\n}\n\
+                 totem {\n node {\n }\n nodelist {\n  node {\n  }\n }\n}\n\
+                 quorum {\n}\nquorum {\n device {\n }\n}\ntotem {\n quorum {\n  device {\n  }\n }\n}\n";
+        let c = parse(t).unwrap();
+        assert_eq!(
+            c.node_count(),
+            3,
+            "nested nodelist/node sections do not count"
+        );
+        let dev = c.has_quorum_device().expect("the second quorum's device");
+        assert_eq!(c.sections[dev].name, "device");
+        assert_eq!(c.sections[c.sections[dev].parent.unwrap()].parent, None);
+        // Many sections: counted in one pass (this took minutes when it was quadratic).
+        let many = "nodelist {\n node {\n }\n}\n".repeat(50_000);
+        let c = parse(&many).unwrap();
+        let start = std::time::Instant::now();
+        assert_eq!(c.node_count(), 50_000);
+        assert_eq!(c.has_quorum_device(), None);
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

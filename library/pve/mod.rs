@@ -2,5 +2,6 @@
 
 pub mod cluster_conf;
 pub mod corosync_conf;
+pub mod links;
 pub mod qdevice;
 pub mod status;

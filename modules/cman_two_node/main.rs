@@ -32,7 +32,9 @@ const SPEC: Spec = Spec {
         Param::new("activate", Type::Bool).default(D::Bool(true)),
         Param::new("activate_command", Type::List(protocol::Elem::Str)),
         Param::new("verify", Type::Bool).default(D::Bool(true)),
-        Param::new("timeout", Type::Int).default(D::Int(30)),
+        Param::new("timeout", Type::Int)
+            .default(D::Int(30))
+            .range(0, 86_400),
         Param::new("validate", Type::Bool).default(D::Bool(true)),
         Param::new("backup", Type::Bool).default(D::Bool(false)),
     ],
@@ -578,7 +580,7 @@ struct Settings {
 }
 
 fn settings(p: &protocol::Params) -> Result<Settings, Failure> {
-    let timeout = p.seconds("timeout", 0, 86_400)?;
+    let timeout = p.duration("timeout");
     let expected_votes = p.int("expected_votes").unwrap_or(1);
     if expected_votes < 1 {
         return Err(Failure::new("expected_votes must be 1 or more"));

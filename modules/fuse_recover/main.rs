@@ -29,7 +29,9 @@ const SPEC: Spec = Spec {
             .choices(&["auto", "systemd", "sysv"]),
         Param::new("start_command", Type::List(Elem::Str)),
         Param::new("lazy", Type::Bool).default(D::Bool(true)),
-        Param::new("timeout", Type::Int).default(D::Int(30)),
+        Param::new("timeout", Type::Int)
+            .default(D::Int(30))
+            .range(0, 86_400),
         Param::new("health_file", Type::Str).default(D::Str(".members")),
     ],
     mutually_exclusive: &[],
@@ -56,8 +58,6 @@ enum ParamError {
     Path(String),
     #[error("health_file must be a relative path inside path, without '..' (got '{0}'); use an empty string to check only the mount")]
     HealthFile(String),
-    #[error("timeout must be between 0 and 86400 seconds (got {0})")]
-    Timeout(i64),
     #[error("service must be a service name such as pve-cluster (ASCII letters, digits and : _ . @ -, not starting with '-' or '.') when start_command is not given (got '{0}')")]
     Service(String),
     #[error("start_command is an argv list and is not run through a shell: give it as a list, e.g. ['/etc/init.d/pve-cluster', 'start'] (got '{0}')")]
@@ -156,10 +156,7 @@ fn check_health_file(h: &str) -> Result<String, ParamError> {
 }
 
 fn params(p: &protocol::Params, systemd_running: bool) -> Result<Params, ParamError> {
-    let timeout = p.int("timeout").unwrap_or(30);
-    if !(0..=86400).contains(&timeout) {
-        return Err(ParamError::Timeout(timeout));
-    }
+    let timeout = p.duration("timeout");
     Ok(Params {
         path: normal_path(p.str_or_empty("path"))?,
         start: start_argv(
@@ -169,7 +166,7 @@ fn params(p: &protocol::Params, systemd_running: bool) -> Result<Params, ParamEr
             systemd_running,
         )?,
         lazy: p.bool("lazy").unwrap_or(true),
-        timeout: Duration::from_secs(timeout.unsigned_abs()),
+        timeout,
         health_file: check_health_file(p.str_or_empty("health_file"))?,
     })
 }

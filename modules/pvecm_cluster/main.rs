@@ -26,6 +26,12 @@ use std::time::{Duration, Instant};
 
 /// One day: longer waits are mistakes, and deadlines computed from it cannot overflow.
 const MAX_TIMEOUT: u64 = 86_400;
+/// corosync's token_coefficient is in milliseconds; a minute per node is already absurd.
+const MAX_TOKEN_COEFFICIENT: i64 = 60_000;
+/// knet links beyond link0 (corosync 3 has links 0..7).
+const EXTRA_LINKS: std::ops::RangeInclusive<u32> = 1..=7;
+/// PVE 9's pvecm add when the cluster has more links than the join gives.
+const JOIN_FEWER_LINKS: &str = "no links given but multiple links found on other nodes";
 
 const SPEC: Spec = Spec {
     module: "pvecm_cluster",
@@ -36,6 +42,14 @@ const SPEC: Spec = Spec {
         Param::new("name", Type::Str),
         Param::new("peer", Type::Str),
         Param::new("link0", Type::Str).aliases(&["ring0_addr"]),
+        Param::new("link1", Type::Str).aliases(&["ring1_addr"]),
+        Param::new("link2", Type::Str),
+        Param::new("link3", Type::Str),
+        Param::new("link4", Type::Str),
+        Param::new("link5", Type::Str),
+        Param::new("link6", Type::Str),
+        Param::new("link7", Type::Str),
+        Param::new("token_coefficient", Type::Int).range(0, MAX_TOKEN_COEFFICIENT),
         Param::new("era", Type::Str)
             .default(D::Str("auto"))
             .choices(&["auto", "cman", "corosync2", "corosync3"]),
@@ -70,6 +84,8 @@ const HOOK_COROSYNC_DIR: &str = "PVE2NODE_COROSYNC_DIR";
 const HOOK_CLUSTER_CONF: &str = "PVE2NODE_CLUSTER_CONF";
 /// This node's /etc/pve.
 const HOOK_ETC_PVE: &str = "PVE2NODE_ETC_PVE";
+/// This node's interface addresses (comma-separated) instead of getifaddrs.
+const HOOK_LOCAL_ADDRS: &str = "PVE2NODE_LOCAL_ADDRS";
 
 /// Timeout of one read-only command (`status`, `nodes`, `pveversion`).
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -95,8 +111,6 @@ enum ParamError {
     #[error("pvecm must name the pvecm executable (default: pvecm)")]
     Pvecm,
     // TODO(proto): Param::range on `timeout` checks this once the protocol implements it.
-    #[error("timeout must be between 1 and {MAX_TIMEOUT} seconds, got {0}")]
-    Timeout(i64),
     #[error("name '{name}' is not a valid cluster name: {why} (pvecm allows at most 15 letters, digits or '-')")]
     Name { name: String, why: String },
     #[error("peer is empty: give the address of an existing cluster member to join it, or leave peer out to create the cluster")]
@@ -105,6 +119,14 @@ enum ParamError {
     Peer(String),
     #[error("link0 is empty: give this node's address on the cluster network, or leave link0 out to let pvecm use the address the hostname resolves to")]
     EmptyLink0,
+    #[error("link{0} is empty: give this node's address on corosync link {0} (`ADDR` or `address=ADDR,priority=N`), or leave link{0} out")]
+    EmptyLink(u32),
+    #[error("link{n} '{value}' is not `ADDR` or `address=ADDR,priority=N` with a priority of 0 to 255: {why}")]
+    BadLink { n: u32, value: String, why: String },
+    #[error("link{0} is given but link{1} is not: corosync links are numbered from 0 without gaps here; give link{1} too")]
+    LinkGap(u32, u32),
+    #[error("token_coefficient applies to pvecm create only: a joining node takes the cluster's totem settings")]
+    TokenCoefficientJoin,
     #[error("nodeid must be 1 or more, got {0}")]
     Nodeid(i64),
     #[error("votes must be {min} or more, got {got}")]
@@ -183,8 +205,12 @@ fn with_output<T: Keys>(x: T, o: &Output) -> T {
 struct Node {
     name: String,
     link0: Option<String>,
+    /// link1..link7 as given (`ADDR` or `address=ADDR,priority=N`), by number.
+    links: Vec<(u32, String)>,
     nodeid: Option<i64>,
     votes: Option<i64>,
+    /// `pvecm create --token-coefficient` (PVE 9.1+).
+    token_coefficient: Option<i64>,
 }
 
 /// The existing member a join goes through, and how.
@@ -226,17 +252,11 @@ fn args(p: &protocol::Params) -> Result<Args, ParamError> {
     if pvecm.is_empty() {
         return Err(ParamError::Pvecm);
     }
-    // Also for state=info (which used to take any value): until the protocol checks
-    // Param::range, this is the range check.
-    let secs = p.int("timeout").unwrap_or(120);
-    if !(1..=MAX_TIMEOUT as i64).contains(&secs) {
-        return Err(ParamError::Timeout(secs));
-    }
     let mut a = Args {
         mode: Mode::Info,
         era: p.str("era").and_then(Era::from_name),
         wait: p.bool("wait").unwrap_or(true),
-        timeout: Duration::from_secs(secs.unsigned_abs()),
+        timeout: p.duration("timeout"),
         pvecm,
     };
     if p.str("state") == Some("info") {
@@ -267,11 +287,18 @@ fn args(p: &protocol::Params) -> Result<Args, ParamError> {
     if let Some(fp) = fingerprint.as_ref().filter(|fp| !is_sha256_fingerprint(fp)) {
         return Err(ParamError::Fingerprint(fp.clone()));
     }
+    let links = extra_links(p, link0.is_some())?;
+    let token_coefficient = p.int("token_coefficient");
+    if token_coefficient.is_some() && peer.is_some() {
+        return Err(ParamError::TokenCoefficientJoin);
+    }
     let node = Node {
         name,
         link0,
+        links,
         nodeid,
         votes,
+        token_coefficient,
     };
     a.mode = match peer {
         None => Mode::Create { node },
@@ -307,6 +334,61 @@ fn peer_param(p: &protocol::Params) -> Result<Option<String>, ParamError> {
         return Err(ParamError::Peer(peer.to_string()));
     }
     Ok(Some(peer.to_string()))
+}
+
+/// link1..link7: each `ADDR` or `address=ADDR[,priority=N]` (what pvecm's `--linkN` takes),
+/// numbered without gaps (link0 first) so the join's links line up with the cluster's.
+fn extra_links(p: &protocol::Params, has_link0: bool) -> Result<Vec<(u32, String)>, ParamError> {
+    let mut out = Vec::new();
+    let mut last = if has_link0 { Some(0) } else { None };
+    for n in EXTRA_LINKS {
+        let key = format!("link{n}");
+        if !p.is_set(&key) {
+            continue;
+        }
+        let v = p.str(&key).unwrap_or("").trim().to_string();
+        if v.is_empty() {
+            return Err(ParamError::EmptyLink(n));
+        }
+        check_link_value(&v).map_err(|why| ParamError::BadLink {
+            n,
+            value: v.clone(),
+            why,
+        })?;
+        let expect = last.map_or(0, |l| l + 1);
+        if n != expect {
+            return Err(ParamError::LinkGap(n, expect));
+        }
+        last = Some(n);
+        out.push((n, v));
+    }
+    Ok(out)
+}
+
+/// A `--linkN` value: `ADDR` or `address=ADDR` with an optional `priority=0..255`.
+fn check_link_value(v: &str) -> Result<(), String> {
+    let addr = link0_address(v);
+    if addr.is_empty() {
+        return Err("the address is empty".into());
+    }
+    if pve2node::hosts::parse_ip(addr).is_none() && !pve2node::hosts::is_valid_hostname(addr) {
+        return Err(format!("'{addr}' is not an IP address or a host name"));
+    }
+    for part in v.split(',').skip(1) {
+        match part.trim().split_once('=') {
+            Some(("priority", n)) if n.trim().parse::<u8>().is_ok() => {}
+            Some(("priority", n)) => return Err(format!("priority '{n}' is not 0 to 255")),
+            _ => return Err(format!("unknown part '{part}'")),
+        }
+    }
+    Ok(())
+}
+
+/// The `priority=N` of a link value, if any.
+fn link_priority(v: &str) -> Option<&str> {
+    v.split(',')
+        .skip(1)
+        .find_map(|p| p.trim().strip_prefix("priority="))
 }
 
 /// 32 hex bytes separated by ':', as `pvenode cert info` prints a SHA256 fingerprint.
@@ -483,7 +565,13 @@ fn read_local(env: &Env) -> Local {
         hostname: env.hostname.clone(),
         hosts_file: env.hosts_file.to_string_lossy().into_owned(),
         hosts,
-        addrs: local_addrs(),
+        addrs: match protocol::test_hook(HOOK_LOCAL_ADDRS) {
+            Some(list) => list
+                .split(',')
+                .filter_map(|a| a.trim().parse().ok())
+                .collect(),
+            None => local_addrs(),
+        },
     }
 }
 
@@ -539,6 +627,10 @@ fn preflight(c: Change<'_>, local: &Local) -> Vec<Check> {
         let addr = link0_address(l);
         link_ip = resolve(local, addr);
         out.push(check_link0(short.as_deref(), addr, host_ip, link_ip, local));
+    }
+    let mut seen: Vec<(u32, IpAddr)> = link_ip.map(|ip| vec![(0, ip)]).unwrap_or_default();
+    for (k, v) in &c.node.links {
+        out.push(check_link_local(*k, link0_address(v), local, &mut seen));
     }
     if let Some(p) = c.peer {
         out.push(check_peer(
@@ -613,6 +705,44 @@ fn check_link0(
     }
 }
 
+const LINK_CHECKS: [&str; 8] = [
+    "link0_is_local",
+    "link1_is_local",
+    "link2_is_local",
+    "link3_is_local",
+    "link4_is_local",
+    "link5_is_local",
+    "link6_is_local",
+    "link7_is_local",
+];
+
+/// A link beyond link0: its address is on one of this node's interfaces (pvecm refuses it
+/// otherwise, after the join started), and no other link of this node has it.
+fn check_link_local(k: u32, addr: &str, local: &Local, seen: &mut Vec<(u32, IpAddr)>) -> Check {
+    let n = LINK_CHECKS
+        .get(k as usize)
+        .copied()
+        .unwrap_or("link_is_local");
+    let file = &local.hosts_file;
+    let Some(ip) = resolve(local, addr) else {
+        return Check::new(n, false, format!(
+            "link{k} '{addr}' is not an IP address and has no entry in {file}: give link{k} as an address"
+        ));
+    };
+    if let Some((other, _)) = seen.iter().find(|(_, x)| *x == ip) {
+        return Check::new(n, false, format!(
+            "link{k} {ip} is also this node's link{other} address: each corosync link needs its own address (another network)"
+        ));
+    }
+    seen.push((k, ip));
+    if !local.addrs.is_empty() && !local.addrs.contains(&ip) {
+        return Check::new(n, false, format!(
+            "link{k} {ip} is not configured on any interface of this node: give this node's own address on that network (or bring the interface up first)"
+        ));
+    }
+    Check::new(n, true, format!("link{k} {ip} is an address of this node"))
+}
+
 /// The peer is not this node (its name, its addresses).
 fn check_peer(
     peer: &str,
@@ -660,11 +790,73 @@ fn argv_era(
     known: Option<Era>,
     c: Change<'_>,
 ) -> Result<(Era, Option<&'static str>), &'static str> {
-    match (known, &c.node.link0) {
+    let era_bound = c.node.link0.is_some() || !c.node.links.is_empty();
+    match (known, era_bound) {
         (Some(e), _) => Ok((e, None)),
-        (None, Some(_)) => Err("cannot tell the installed Proxmox VE era (no pveversion, and `pvecm status` does not tell), so not which option passes link0: set era"),
-        (None, None) => Ok((Era::Corosync3, Some("cannot tell the installed Proxmox VE era; assuming corosync3 (PVE 6+): set era to be sure"))),
+        (None, true) => Err("cannot tell the installed Proxmox VE era (no pveversion, and `pvecm status` does not tell), so not which option passes link0: set era"),
+        (None, false) => Ok((Era::Corosync3, Some("cannot tell the installed Proxmox VE era; assuming corosync3 (PVE 6+): set era to be sure"))),
     }
+}
+
+/// The `x.y` of a version text such as `9.1.6` or `3.4-11`.
+fn minor_of(version: &str) -> Option<u32> {
+    let rest = version.split_once('.')?.1;
+    rest.chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()
+}
+
+/// What the era allows of links beyond link0 and of token_coefficient: an error naming the
+/// parameter, or warnings (options passed without knowing the release).
+fn era_limits(
+    c: Change<'_>,
+    era: Era,
+    pve: Option<(u32, Option<u32>)>,
+) -> Result<Vec<String>, String> {
+    let mut warn = Vec::new();
+    let n = c.node;
+    match era {
+        Era::Cman if !n.links.is_empty() => {
+            return Err(format!(
+                "link{} is given but Proxmox VE 3 (cman) has no option for more links: leave link1..link7 out (a second ring needs a hand edit of cluster.conf there)",
+                n.links[0].0
+            ))
+        }
+        Era::Corosync2 => {
+            if let Some((k, _)) = n.links.iter().find(|(k, _)| *k > 1) {
+                return Err(format!(
+                    "link{k} is given but Proxmox VE 4 and 5 (corosync 2) have ring0 and ring1 only: leave link2..link7 out"
+                ));
+            }
+            if let Some((_, v)) = n.links.first() {
+                if link_priority(v).is_some() {
+                    warn.push("the priority of link1 is ignored: Proxmox VE 4 and 5 have no link priorities (-ring1_addr takes an address only)".to_string());
+                }
+            }
+        }
+        _ => {}
+    }
+    if let Some(tc) = n.token_coefficient {
+        match (era, pve) {
+            (Era::Corosync3, Some((major, minor)))
+                if major > 9 || (major == 9 && minor.is_some_and(|m| m >= 1)) => {}
+            (Era::Corosync3, None) => warn.push(format!(
+                "passing --token-coefficient {tc} without knowing the Proxmox VE release (no pveversion): it needs 9.1 or later"
+            )),
+            (_, Some((major, minor))) => {
+                return Err(format!(
+                    "token_coefficient needs Proxmox VE 9.1 or later (pvecm create --token-coefficient), this node runs {major}.{}: leave token_coefficient out (set totem.token_coefficient in corosync.conf by hand instead)",
+                    minor.map_or("x".to_string(), |m| m.to_string())
+                ))
+            }
+            (_, None) => {
+                return Err("token_coefficient needs Proxmox VE 9.1 or later (corosync 3): leave it out on this era".to_string())
+            }
+        }
+    }
+    Ok(warn)
 }
 
 /// The argv of `pvecm create` / `pvecm add` for an era, plus warnings about options the
@@ -695,11 +887,30 @@ fn build_argv(
             Era::Corosync3 => opt(&mut argv, "link0", l.clone()),
         }
     }
+    for (k, l) in &n.links {
+        match era {
+            // refused before (era_limits): PVE 3 has no ring option, PVE 4/5 ring1 only
+            Era::Cman => {}
+            Era::Corosync2 if *k == 1 => {
+                let addr = link0_address(l).to_string();
+                // create binds ring1 to its network (bindnet1_addr), as ring1 needs on PVE 4/5
+                if !c.joining() {
+                    opt(&mut argv, "bindnet1_addr", addr.clone());
+                }
+                opt(&mut argv, "ring1_addr", addr);
+            }
+            Era::Corosync2 => {}
+            Era::Corosync3 => opt(&mut argv, &format!("link{k}"), l.clone()),
+        }
+    }
     if let Some(id) = n.nodeid {
         opt(&mut argv, "nodeid", id.to_string());
     }
     if let Some(v) = n.votes {
         opt(&mut argv, "votes", v.to_string());
+    }
+    if let (Some(tc), Era::Corosync3, false) = (n.token_coefficient, era, c.joining()) {
+        opt(&mut argv, "token-coefficient", tc.to_string());
     }
     if let Some(p) = c.peer {
         let pve4 = era == Era::Corosync2 && pve_major == Some(4);
@@ -853,6 +1064,37 @@ fn read_state(pvecm: &str, env: &Env, limit: Duration) -> Result<(Current, Optio
         None => Current::Unknown(out),
     };
     Ok((cur, era))
+}
+
+/// A tool next to a `pvecm` given as a path, else from $PATH.
+fn beside_pvecm(pvecm: &str, tool: &str) -> Option<PathBuf> {
+    if pvecm.contains('/') {
+        let p = Path::new(pvecm).parent()?.join(tool);
+        run::which(&p.to_string_lossy())
+    } else {
+        run::which(tool)
+    }
+}
+
+/// Each link's state per node, from `corosync-cfgtool -s` (and `-n` on corosync 3 for the
+/// peers' addresses); `None` when the tool is missing or says nothing readable.
+fn read_links(pvecm: &str, era: Era) -> Option<Value> {
+    use pve2node::pve::links;
+    let exe = beside_pvecm(pvecm, "corosync-cfgtool")?
+        .to_string_lossy()
+        .into_owned();
+    let s = run::run(&[exe.clone(), "-s".into()], READ_TIMEOUT).ok()?;
+    let st = links::parse_status(&s.stdout)?;
+    let peers = if era == Era::Corosync3 {
+        run::run(&[exe, "-n".into()], READ_TIMEOUT)
+            .ok()
+            .and_then(|o| links::parse_nodes(&o.stdout))
+            .map(|(_, p)| p)
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Some(links::facts(&st, &peers))
 }
 
 /// `pveversion` next to a `pvecm` given as a path, else from $PATH.
@@ -1031,6 +1273,14 @@ fn cause_of(c: Change<'_>, out: &Output) -> (Option<String>, bool) {
     let text = failure_text(&combined(out));
     if c.joining() && text.contains(PEER_NOT_READY) {
         (Some(not_ready_cause(&text)), true)
+    } else if c.joining() && text.contains(JOIN_FEWER_LINKS) {
+        (Some(format!(
+            "the cluster has more than one corosync link and pvecm add got {}: give this node's address on every link the cluster has (link0, link1, ...), as `{JOIN_FEWER_LINKS}` says",
+            match 1 + c.node.links.len() {
+                1 if c.node.link0.is_none() => "none".to_string(),
+                n => format!("{n}"),
+            }
+        )), false)
     } else {
         (pst::likely_cause(&text), false)
     }
@@ -1413,28 +1663,36 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
     let env = Env::read();
     let deadline = Instant::now() + a.timeout;
     let (cur, layout_era) = read_state(&a.pvecm, &env, READ_TIMEOUT)?;
-    let (era, pve_major) = match a.era {
-        Some(e) => (Some(e), None),
-        None => {
+    // token_coefficient depends on the release (9.1+), not only on the era.
+    let wants_release =
+        matches!(&a.mode, Mode::Create { node } if node.token_coefficient.is_some());
+    let (era, pve) = match a.era {
+        Some(e) if !wants_release => (Some(e), None),
+        given => {
             let v = read_pve_version(&a.pvecm);
-            let major = v.as_ref().map(|v| v.major);
-            (v.and_then(|v| v.era()).or(layout_era), major)
+            let release = v.as_ref().map(|v| (v.major, minor_of(&v.version)));
+            (given.or(v.and_then(|v| v.era())).or(layout_era), release)
         }
     };
     let c = match &a.mode {
-        Mode::Info => return info(ctx, &cur, era),
+        Mode::Info => return info(ctx, &a, &cur, era),
         Mode::Create { node } => Change { node, peer: None },
         Mode::Join { node, peer } => Change {
             node,
             peer: Some(peer),
         },
     };
-    present(ctx, &a, &env, c, &cur, (era, pve_major), deadline)
+    present(ctx, &a, &env, c, &cur, (era, pve), deadline)
 }
 
 /// `state: info`: the facts, and a warning where the stack is down.
-fn info(ctx: &mut Ctx, cur: &Current, era: Option<Era>) -> Result<Outcome, Failure> {
-    let cluster = facts_of(cur, era).to_json();
+fn info(ctx: &mut Ctx, a: &Args, cur: &Current, era: Option<Era>) -> Result<Outcome, Failure> {
+    let mut cluster = facts_of(cur, era).to_json();
+    if let (Current::Member(_), Some(e @ (Era::Corosync2 | Era::Corosync3))) = (cur, era) {
+        if let (Some(links), Value::Object(m)) = (read_links(&a.pvecm, e), &mut cluster) {
+            m.insert("links".into(), links);
+        }
+    }
     match cur {
         Current::Unknown(o) => {
             return Err(with_output(Failure::new(unknown_msg(o)), o).with("cluster", cluster));
@@ -1459,7 +1717,7 @@ fn present(
     env: &Env,
     c: Change<'_>,
     cur: &Current,
-    (era, pve_major): (Option<Era>, Option<u32>),
+    (era, pve_major): (Option<Era>, Option<(u32, Option<u32>)>),
     deadline: Instant,
 ) -> Result<Outcome, Failure> {
     let cluster = facts_of(cur, era).to_json();
@@ -1499,7 +1757,15 @@ fn present(
     if let Some(w) = warning {
         ctx.warn(w);
     }
-    let (argv, warnings) = build_argv(&a.pvecm, c, era, pve_major);
+    let limits = era_limits(c, era, pve_major).map_err(|m| {
+        Failure::new(m)
+            .with("preflight", checks_json.clone())
+            .with("cluster", cluster.clone())
+    })?;
+    for w in limits {
+        ctx.warn(w);
+    }
+    let (argv, warnings) = build_argv(&a.pvecm, c, era, pve_major.map(|v| v.0));
     for w in warnings {
         ctx.warn(w);
     }
@@ -1526,8 +1792,10 @@ mod tests {
         Node {
             name: "lab".into(),
             link0: None,
+            links: vec![],
             nodeid: None,
             votes: None,
+            token_coefficient: None,
         }
     }
 
@@ -1975,19 +2243,15 @@ mod tests {
         let a = parse(json!({"state": "info"})).unwrap();
         assert_eq!(a.mode, Mode::Info);
         assert_eq!(a.timeout, Duration::from_secs(120));
-        // state=info took any timeout before. Refused here, or (once the protocol checks
-        // Param::range) already by the protocol.
+        // state=info took any timeout before: the protocol refuses it now (Param::range).
         for t in [0, -1, 86_401] {
             let v = json!({"state": "info", "timeout": t});
-            match protocol::context(&SPEC, &v.to_string(), "test") {
-                Ok(ctx) => assert_eq!(args(&ctx.params), Err(ParamError::Timeout(t))),
-                Err(f) => assert!(f.msg.contains("timeout"), "{}", f.msg),
-            }
+            let f = protocol::context(&SPEC, &v.to_string(), "test").unwrap_err();
+            assert_eq!(
+                f.msg,
+                format!("timeout must be between 1 and 86400, got {t}")
+            );
         }
-        assert_eq!(
-            ParamError::Timeout(0).to_string(),
-            "timeout must be between 1 and 86400 seconds, got 0"
-        );
         let a = parse(json!({"name": "lab", "link0": "10.0.0.1", "use_ssh": true})).unwrap();
         assert_eq!(
             a.mode,
@@ -2023,6 +2287,209 @@ mod tests {
         assert!(is_sha256_fingerprint(&["AB"; 32].join(":")));
         assert!(!is_sha256_fingerprint(&["AB"; 31].join(":")));
         assert!(!is_sha256_fingerprint(&["GG"; 32].join(":")));
+    }
+
+    #[test]
+    fn links_beyond_link0_params() {
+        let a = parse(json!({"name": "lab", "link0": "10.0.0.1", "link1": "address=10.1.0.1,priority=20", "link2": "10.2.0.1"})).unwrap();
+        let Mode::Create { node: n } = a.mode else {
+            panic!()
+        };
+        assert_eq!(
+            n.links,
+            vec![
+                (1, "address=10.1.0.1,priority=20".to_string()),
+                (2, "10.2.0.1".to_string())
+            ]
+        );
+        // the alias of PVE 4/5
+        let a =
+            parse(json!({"name": "lab", "link0": "10.0.0.1", "ring1_addr": "10.1.0.1"})).unwrap();
+        assert!(matches!(a.mode, Mode::Create { node } if node.links.len() == 1));
+        assert_eq!(
+            parse(json!({"name": "lab", "link1": "10.1.0.1"})),
+            Err(ParamError::LinkGap(1, 0))
+        );
+        assert_eq!(
+            parse(json!({"name": "lab", "link0": "a", "link2": "10.1.0.1"})),
+            Err(ParamError::LinkGap(2, 1))
+        );
+        assert_eq!(
+            parse(json!({"name": "lab", "link0": "a", "link1": " "})),
+            Err(ParamError::EmptyLink(1))
+        );
+        for bad in [
+            "address=10.1.0.1,priority=300",
+            "10.1.0.1,weight=3",
+            "-x",
+            "address=",
+        ] {
+            let e = parse(json!({"name": "lab", "link0": "a", "link1": bad})).unwrap_err();
+            assert!(e.to_string().starts_with(&format!("link1 '{bad}'")), "{e}");
+        }
+        assert_eq!(
+            parse(json!({"name": "lab", "peer": "10.0.0.1", "token_coefficient": 125})),
+            Err(ParamError::TokenCoefficientJoin)
+        );
+    }
+
+    #[test]
+    fn links_and_token_coefficient_per_era() {
+        let mut n = node();
+        n.link0 = Some("10.0.0.1".into());
+        n.links = vec![(1, "address=10.1.0.1,priority=20".into())];
+        n.token_coefficient = Some(125);
+        let c = create(&n);
+        assert_eq!(
+            build_argv("pvecm", c, Era::Corosync3, Some(9)).0,
+            v(&[
+                "pvecm",
+                "create",
+                "lab",
+                "--link0",
+                "10.0.0.1",
+                "--link1",
+                "address=10.1.0.1,priority=20",
+                "--token-coefficient",
+                "125"
+            ])
+        );
+        assert_eq!(
+            era_limits(c, Era::Corosync3, Some((9, Some(1)))),
+            Ok(vec![])
+        );
+        assert_eq!(
+            era_limits(c, Era::Corosync3, Some((10, Some(0)))),
+            Ok(vec![])
+        );
+        let e = era_limits(c, Era::Corosync3, Some((9, Some(0)))).unwrap_err();
+        assert!(
+            e.contains("needs Proxmox VE 9.1 or later") && e.contains("runs 9.0"),
+            "{e}"
+        );
+        let e = era_limits(c, Era::Corosync3, Some((8, Some(2)))).unwrap_err();
+        assert!(e.contains("runs 8.2"), "{e}");
+        assert_eq!(era_limits(c, Era::Corosync3, None).unwrap().len(), 1);
+        assert!(era_limits(c, Era::Corosync2, Some((5, Some(4)))).is_err());
+        n.token_coefficient = None;
+        let c = create(&n);
+        // PVE 4/5: ring1 (bound by bindnet1_addr on create), priority dropped with a warning
+        assert_eq!(
+            build_argv("pvecm", c, Era::Corosync2, Some(5)).0,
+            v(&[
+                "pvecm",
+                "create",
+                "lab",
+                "-ring0_addr",
+                "10.0.0.1",
+                "-bindnet1_addr",
+                "10.1.0.1",
+                "-ring1_addr",
+                "10.1.0.1"
+            ])
+        );
+        assert_eq!(
+            era_limits(c, Era::Corosync2, Some((5, Some(4))))
+                .unwrap()
+                .len(),
+            1
+        );
+        let e = era_limits(c, Era::Cman, Some((3, Some(4)))).unwrap_err();
+        assert!(e.starts_with("link1 is given but Proxmox VE 3"), "{e}");
+        n.links.push((2, "10.2.0.1".into()));
+        let e = era_limits(create(&n), Era::Corosync2, None).unwrap_err();
+        assert!(
+            e.starts_with("link2 is given but Proxmox VE 4 and 5"),
+            "{e}"
+        );
+        // a join: every link passed, ring1 without bindnet on PVE 4/5
+        n.links.truncate(1);
+        n.links[0].1 = "10.1.0.2".into();
+        let mut p = peer("10.0.0.1");
+        p.use_ssh = true;
+        let j = join(&n, &p);
+        assert_eq!(
+            build_argv("pvecm", j, Era::Corosync3, Some(9)).0,
+            v(&[
+                "pvecm",
+                "add",
+                "10.0.0.1",
+                "--link0",
+                "10.0.0.1",
+                "--link1",
+                "10.1.0.2",
+                "--use_ssh",
+                "1"
+            ])
+        );
+        assert_eq!(
+            build_argv("pvecm", j, Era::Corosync2, Some(5)).0,
+            v(&[
+                "pvecm",
+                "add",
+                "10.0.0.1",
+                "-ring0_addr",
+                "10.0.0.1",
+                "-ring1_addr",
+                "10.1.0.2",
+                "-use_ssh",
+                "1"
+            ])
+        );
+        // links make the era matter: unknown era with only link1 asks for it
+        assert!(argv_era(None, j).is_err());
+        assert_eq!(minor_of("9.1.6"), Some(1));
+        assert_eq!(minor_of("3.4-11"), Some(4));
+        assert_eq!(minor_of("9"), None);
+    }
+
+    #[test]
+    fn preflight_checks_extra_links() {
+        let mut n = node();
+        n.link0 = Some("10.99.0.1".into());
+        n.links = vec![(1, "address=10.98.0.1,priority=5".into())];
+        let mut l = local("10.99.0.1 alpha\n", "alpha");
+        l.addrs.push("10.99.0.1".parse().unwrap());
+        let c = preflight(create(&n), &l);
+        let one = c.iter().find(|c| c.name == "link1_is_local").unwrap();
+        assert!(
+            !one.ok && one.msg.contains("not configured on any interface"),
+            "{}",
+            one.msg
+        );
+        l.addrs.push("10.98.0.1".parse().unwrap());
+        let c = preflight(create(&n), &l);
+        assert!(c.iter().all(|c| c.ok), "{c:?}");
+        n.links[0].1 = "10.99.0.1".into();
+        let c = preflight(create(&n), &l);
+        let one = c.iter().find(|c| c.name == "link1_is_local").unwrap();
+        assert!(
+            one.msg.contains("also this node's link0 address"),
+            "{}",
+            one.msg
+        );
+        n.links[0].1 = "nowhere".into();
+        let c = preflight(create(&n), &l);
+        assert!(c
+            .iter()
+            .any(|c| !c.ok && c.msg.starts_with("link1 'nowhere' is not an IP")));
+    }
+
+    #[test]
+    fn join_with_fewer_links_names_the_cause() {
+        let n = node();
+        let p = peer("10.0.0.1");
+        let out = Output {
+            stdout: "no links given but multiple links found on other nodes, fallback only supported on single-link clusters\n".into(),
+            ..Output::default()
+        };
+        let (cause, not_ready) = cause_of(join(&n, &p), &out);
+        let cause = cause.unwrap();
+        assert!(!not_ready);
+        assert!(
+            cause.contains("got none") && cause.contains("link1"),
+            "{cause}"
+        );
     }
 
     #[test]

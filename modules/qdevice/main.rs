@@ -1326,7 +1326,7 @@ fn read_file(path: &Path) -> Result<String, Failure> {
 }
 
 fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
-    let timeout = ctx.params.seconds("timeout", 1, 3600)?;
+    let timeout = ctx.params.duration("timeout");
     let hook = |n: &str, d: &str| {
         ctx.test_hook(n)
             .map(PathBuf::from)

@@ -167,7 +167,7 @@ fn report(timeout: Duration) -> Value {
 fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
     let p = &ctx.params;
     let info_only = p.str("state") == Some("info");
-    let timeout = p.seconds("timeout", 1, 3600)?;
+    let timeout = p.duration("timeout");
     let name = p.str("cluster_name").map(str::to_string);
     // In check mode a request the node's step only planned (null or empty) means "would sign"
     // unless this cluster already has a certificate.
