@@ -5,7 +5,10 @@
 # its cluster filesystem refuses to start), runs playbooks/two_node.yml with --diff and again
 # (changed=0), then shows why:
 # peer loss with two-node mode (survivor quorate, /etc/pve writable) and without it (Activity
-# blocked, /etc/pve read-only), a dead /etc/pve FUSE mount healed by playbooks/recover.yml.
+# blocked, /etc/pve read-only), a dead /etc/pve FUSE mount healed by playbooks/recover.yml;
+# then the QDevice act: the link between the nodes cut with two_node (both stay quorate: split
+# brain), playbooks/qdevice.yml (a third vote from the lab's qnetd node), the same cut with the
+# QDevice (exactly one node quorate, the other refuses writes).
 # Always takes the lab down at the end (also on failure or Ctrl-C).
 #
 # Output: one line per phase with its key facts and elapsed time; the full Ansible output and
@@ -19,7 +22,7 @@ cd "$here"
 export PVE2NODE_LAB_DIR=${PVE2NODE_LAB_DIR:-$here/.lab}
 LOGS=${PVE2NODE_DEMO_LOGS:-$here/build/demo}
 L=$here/tests/lab/lab.sh
-TOTAL=13
+TOTAL=16
 
 [[ $(id -u) == 0 ]] || { echo "demo: must run as root (network namespaces, FUSE, corosync)" >&2; exit 1; }
 mkdir -p "$LOGS"
@@ -72,7 +75,7 @@ playbook() {
   "$L" ansible-playbook "$@" >"$LOGS/$name.log" 2>&1
 }
 # recap LOG: the PLAY RECAP lines, compact.
-recap() { grep -E '^[^ ]+ +: ok=' "$1" | awk '{ printf "%-11s %s %s %s %s\n", $1, $3, $4, $6, $7 }'; }
+recap() { grep -E '^[^ ]+ +: ok=' "$1" | awk '{ printf "%-16s %s %s %s %s\n", $1, $3, $4, $6, $7 }'; }
 # changed_sum LOG: total changed= of the recap.
 changed_sum() { grep -E '^[^ ]+ +: ok=' "$1" | sed 's/.*changed=\([0-9]*\).*/\1/' | awk '{ s += $1 } END { print s + 0 }'; }
 # changed_tasks LOG: the names of the tasks that reported changed, comma-separated.
@@ -123,7 +126,7 @@ lab_started=1
 t0=$EPOCHREALTIME
 "$L" up >>"$LOGS/lab.log" 2>&1 || fail "lab up failed" "$LOGS/lab.log"
 t_up=$(elapsed "$t0")
-done_ "tartanpion (netns pve1, 10.99.0.1) + bismuth (pve2, 10.99.0.2), up in ${t_up} s; $("$L" exec pve1 corosync -v 2>/dev/null | head -n 1 | sed 's/ *$//')"
+done_ "tartanpion (netns pve1, 10.99.0.1) + bismuth (pve2, 10.99.0.2) + qnetd (pve3, 10.99.9.3), up in ${t_up} s; $("$L" exec pve1 corosync -v 2>/dev/null | head -n 1 | sed 's/ *$//')"
 
 begin "fresh nodes: the trap"
 r1=$("$L" exec pve1 getent hosts tartanpion | awk '{ print $1 }')
@@ -217,12 +220,54 @@ shared=$("$L" exec pve2 cat /etc/pve/demo-write-test 2>&1 || true)
 done_ "$states; bismuth sees the cluster's files again ('$shared')"
 recap "$LOGS/5-recover.log" | indent
 
+begin "two_node: link cut"
+"$L" ssh-reset >>"$LOGS/lab.log" 2>&1
+t0=$EPOCHREALTIME
+"$L" cut-link >>"$LOGS/lab.log" 2>&1 || fail "cut-link failed" "$LOGS/lab.log"
+{ wait_cond pve1 members=1 30 && wait_cond pve2 members=1 30; } || fail "the nodes still see each other 30 s after the cut"
+t_cut=$(elapsed "$t0")
+sleep 1.5 # pmxcfs polls its quorum each second
+q1=$(quorum pve1) q2=$(quorum pve2) w1=$(try_write pve1) w2=$(try_write pve2)
+[[ $q1 == quorate* && $q2 == quorate* ]] || fail "expected both quorate with two_node: tartanpion $q1; bismuth $q2"
+"$L" heal-link >>"$LOGS/lab.log" 2>&1 || fail "heal-link failed" "$LOGS/lab.log"
+{ wait_cond pve1 members=2 30 && wait_cond pve2 members=2 30; } || fail "no common membership 30 s after heal-link"
+done_ "every link between the nodes cut: after ${t_cut} s BOTH quorate (split brain): tartanpion $w1, bismuth $w2; healed"
+
+begin "qdevice.yml --diff"
+playbook 6-qdevice pve2node.cluster.qdevice --diff || fail "ansible-playbook playbooks/qdevice.yml failed" "$LOGS/6-qdevice.log"
+{ wait_cond pve1 flag=Qdevice 15 && wait_cond pve2 flag=Qdevice 15; } || fail "no Qdevice flag after qdevice.yml: $(quorum pve1)"
+q1=$(quorum pve1)
+[[ $q1 != *2Node* ]] || fail "2Node still set with the QDevice: $q1"
+done_ "changed=$(changed_sum "$LOGS/6-qdevice.log"); config_version $(conf_version pve1), tartanpion: $q1 (qnetd 10.99.9.3)"
+recap "$LOGS/6-qdevice.log" | indent
+
+begin "QDevice: link cut"
+one_quorate() {
+  local a b
+  a=$(quorum pve1) b=$(quorum pve2)
+  [[ ($a == quorate* && $b == NOT*) || ($a == NOT* && $b == quorate*) ]]
+}
+{ wait_cond pve1 rw 15 && wait_cond pve2 rw 15; } || fail "/etc/pve not writable on both before the cut"
+t0=$EPOCHREALTIME
+"$L" cut-link >>"$LOGS/lab.log" 2>&1 || fail "cut-link failed" "$LOGS/lab.log"
+wait_for 15 one_quorate || fail "not exactly one node quorate 15 s after the cut: tartanpion $(quorum pve1); bismuth $(quorum pve2)"
+t_cut=$(elapsed "$t0")
+q1=$(quorum pve1)
+loser=pve2 winner=tartanpion
+[[ $q1 == NOT* ]] && loser=pve1 winner=bismuth
+wait_cond "$loser" ro 10 || fail "/etc/pve still writable on the inquorate node"
+w=$(try_write "$loser")
+[[ $w == *"Permission denied"* ]] || fail "the inquorate node's /etc/pve: $w"
+"$L" heal-link >>"$LOGS/lab.log" 2>&1 || fail "heal-link failed" "$LOGS/lab.log"
+{ wait_cond pve1 quorate 30 && wait_cond pve2 quorate 30; } || fail "not both quorate 30 s after heal-link"
+done_ "cut: after ${t_cut} s only $winner quorate (qnetd's vote), the other: $w; healed: both quorate"
+
 begin "lab down"
 t0=$EPOCHREALTIME
 lab_started=0
 "$L" down >"$LOGS/down.log" 2>&1 || fail "lab down failed" "$LOGS/down.log"
 t_down=$(elapsed "$t0")
-left=$(ip netns list 2>/dev/null | grep -cE "^${PVE2NODE_LAB_NS:-}pve[12]( |\$)" || true)
+left=$(ip netns list 2>/dev/null | grep -cE "^${PVE2NODE_LAB_NS:-}(pve[123]|wire)( |\$)" || true)
 ((left == 0)) || fail "namespaces left behind: $(ip netns list)"
 ! grep -qF "$PVE2NODE_LAB_DIR" /proc/self/mountinfo || fail "mounts of $PVE2NODE_LAB_DIR left behind"
 strays=""

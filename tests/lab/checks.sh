@@ -39,7 +39,7 @@ lab_pids() { cat "$LAB"/nodes/*/anchor.pid "$LAB"/nodes/*/run/lab/*.pid "$LAB"/n
 check_nothing_left() {
   local sfx=$1 p f live="" strays=""
   shift
-  check "no lab namespaces$sfx" bash -c "! ip netns list | grep -qE '^${PVE2NODE_LAB_NS:-}pve[12]( |\$)'"
+  check "no lab namespaces$sfx" bash -c "! ip netns list | grep -qE '^${PVE2NODE_LAB_NS:-}(pve[123]|wire)( |\$)'"
   for p in "$@"; do alive "$p" && live+="$p($(cat /proc/"$p"/comm 2>/dev/null)) "; done
   check_eq "no live lab process$sfx (of $# recorded)" "" "$live"
   for f in $(grep -l -F "$LAB/" /proc/[0-9]*/cmdline 2>/dev/null || true); do

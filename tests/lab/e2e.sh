@@ -5,8 +5,10 @@
 # after create and after a corosync restart, the join refused in that window, the corosync.conf
 # copy and reload, the authorized_keys symlink into /etc/pve, the dead mount with and without a
 # holder), builds a cluster on real corosync, checks quorum, peer loss with and without
-# two-node mode, and that `down` leaves nothing; then playbooks_e2e.sh (the playbooks on a
-# fresh lab). Always tears down (trap).
+# two-node mode, runs infra_e2e.sh on that cluster (the third node, links, power-off/on,
+# reinstall, the options), checks that `down` leaves nothing; then playbooks_e2e.sh (the
+# playbooks on a fresh lab) and qdevice_e2e.sh (the QDevice on the cluster it leaves).
+# Always tears down (trap).
 # Every wait is bounded. Exit status: number of failed checks (capped), 0 when all pass.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -418,6 +420,12 @@ check_eq "killed again, nothing holds it: stale" stale "$(n2 bash -c '. /usr/loc
 check "not held: a plain pve-cluster start heals it (pmxcfs's own MNT_FORCE)" n2 bash -c '/usr/local/sbin/pve-cluster start && stat /etc/pve >/dev/null && test -r /etc/pve/.members'
 check_eq "healed again: the cluster's files" survivor "$(n2 cat /etc/pve/lab-test.txt 2>&1)"
 
+# the lab's own commands (third node, links, power, reinstall, options) on this lab's cluster;
+# it ends with a fresh lab of the options, which the checks below take down
+infra_rc=0
+"$here/infra_e2e.sh" || infra_rc=$?
+if ((infra_rc == 0)); then ok "infra_e2e.sh: all passed"; else bad "infra_e2e.sh: failures (above)"; fi
+
 echo "-- down leaves nothing"
 mapfile -t pids < <(lab_pids)
 netns_made=0
@@ -445,7 +453,10 @@ check_eq "status when down: exit 3" 3 "$rc"
 echo "== lab e2e: $passed passed, $failed failed in $(elapsed "$t_start") s"
 echo "   measured: up ${t_up} s, ansible ad-hoc (2 nodes) ${t_ansible} s, create ${t_create} s (then read-only ${t_window} s), join ${t_join} s, read-only after a corosync restart ${t_restart} s, peer loss detected ${t_detect} s (read-only ${t_ro} s), with two_node ${t_detect2} s, down ${t_down} s"
 
-# the playbooks on a fresh lab (their own up/down)
-pb_rc=0
-"$here/playbooks_e2e.sh" || pb_rc=$?
-((failed == 0 && pb_rc == 0))
+# the playbooks on a fresh lab (their own up), then the QDevice on the cluster they leave (which
+# takes the lab down and checks that nothing is left)
+pb_rc=0 qd_rc=0
+PVE2NODE_LAB_KEEP=1 "$here/playbooks_e2e.sh" || pb_rc=$?
+"$here/qdevice_e2e.sh" || qd_rc=$?
+echo "== lab suites: e2e $( ((failed == 0)) && echo passed || echo FAILED), playbooks_e2e $( ((pb_rc == 0)) && echo passed || echo FAILED), qdevice_e2e $( ((qd_rc == 0)) && echo passed || echo FAILED) in $(elapsed "$t_start") s"
+((failed == 0 && pb_rc == 0 && qd_rc == 0))

@@ -7,7 +7,9 @@
 # playbooks/recover.yml over a fresh ssh connection (root's authorized_keys is then in the dead
 # /etc/pve: the playbooks' key in ~/.ssh/authorized_keys2 lets it in); teardown leaving nothing. Every check reads the real
 # state of the nodes (files, corosync-quorumtool, mount table), not only Ansible's recap.
-# Always tears down (trap). Every wait and every Ansible run is bounded.
+# Always tears down (trap), but with PVE2NODE_LAB_KEEP=1 (e2e.sh) a lab that passed every check
+# stays up, a two-node cluster, for qdevice_e2e.sh (which then checks the teardown).
+# Every wait and every Ansible run is bounded.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=checks.sh
@@ -51,10 +53,11 @@ conf_version() { "$L" exec "$1" bash -c ". /usr/local/sbin/lab-lib.sh; config_ve
 mount_type() { "$L" exec "$1" awk -v p="$2" '$5 == p { for (i = 7; $i != "-"; i++) ; t = $(i + 1) } END { print t }' /proc/self/mountinfo; }
 lab_wait() { "$L" wait "$@" >/dev/null 2>&1; }
 
+KEEP=${PVE2NODE_LAB_KEEP:-0}
 cleanup() {
   local rc=$?
   trap - EXIT
-  "$L" down >/dev/null 2>&1 || true
+  [[ $KEEP == 1 && $rc == 0 ]] || "$L" down >/dev/null 2>&1 || true
   rm -rf "$LOGS"
   exit "$rc"
 }
@@ -222,10 +225,12 @@ check_eq "recover: the cluster's files are back" survivor "$(n2 cat /etc/pve/pla
 play recover2 pve2node.cluster.recover
 check_eq "recover again: nothing to do (changed=0 on both)" "ok=3 changed=0 failed=0|ok=3 changed=0 failed=0" "$(recap_of tartanpion)|$(recap_of bismuth)"
 
-echo "-- down leaves nothing"
-mapfile -t pids < <(lab_pids)
-"$L" down >/dev/null
-check_nothing_left "" "${pids[@]}"
+if [[ $KEEP != 1 ]]; then
+  echo "-- down leaves nothing"
+  mapfile -t pids < <(lab_pids)
+  "$L" down >/dev/null
+  check_nothing_left "" "${pids[@]}"
+fi
 
 echo "== playbooks e2e: $passed passed, $failed failed in $(elapsed "$t_start") s (two_node.yml first run ${t_run1} s, second ${t_run2} s)"
 ((failed == 0))
