@@ -153,7 +153,7 @@ class BinaryModuleAction(NormalAction):
             self._refuse_later = "the %s connection cannot pass stdin to a command" % conn.transport
             return None
         become = conn.become
-        if become is not None and not getattr(become, "pipelining", True):
+        if self._become_applies() and not getattr(become, "pipelining", True):
             self._refuse_later = (
                 "become_method %s cannot pass stdin to the command it runs (it needs a terminal)"
                 % getattr(become, "name", "?")
@@ -254,6 +254,14 @@ class BinaryModuleAction(NormalAction):
 
     # ------------------------------------------------------------------ per host, per run
 
+    def _become_applies(self):
+        """Whether Ansible wraps the task's commands in become (as _low_level_execute_command)."""
+        if self._connection.become is None:
+            return False
+        ruser = self._get_remote_user()
+        buser = self.get_become_option("become_user")
+        return bool(C.BECOME_ALLOW_SAME_USER or buser != ruser or not any((ruser, buser)))
+
     def _host_vars(self, task_vars):
         if self._task.delegate_to:
             return task_vars.get("ansible_delegated_vars", {}).get(self._task.delegate_to, {})
@@ -261,7 +269,7 @@ class BinaryModuleAction(NormalAction):
 
     def _state_key(self, task_vars, host_vars):
         host = self._task.delegate_to or task_vars.get("inventory_hostname") or self._play_context.remote_addr
-        become = self._connection.become
+        become = self._connection.become if self._become_applies() else None
         buser = self.get_become_option("become_user") if become is not None else ""
         return "%s|%s|%s|%s|%s" % (
             host, self._get_remote_user(), getattr(become, "name", ""), buser,
