@@ -112,10 +112,10 @@ class BinaryModuleAction(NormalAction):
                 if not state.get("warned"):
                     state.update(warned=True)
                     display.warning(
-                        "pve2node: the binary cache cannot be used on this host (%s); its pve2node "
+                        "pve2node: the binary cache cannot be used on %s (%s); its pve2node "
                         "tasks run through Ansible's stock binary-module path for this run "
                         "(slower: the binary is uploaded every task). Set pve2node_cache: false "
-                        "to silence this." % reason
+                        "to silence this." % (self._host_name(task_vars), reason)
                     )
         display.vvv("pve2node: stock binary-module path (%s)" % reason, host=self._play_context.remote_addr)
         return self._run_stock(tmp, task_vars, name, host_vars, state)
@@ -262,13 +262,16 @@ class BinaryModuleAction(NormalAction):
         buser = self.get_become_option("become_user")
         return bool(C.BECOME_ALLOW_SAME_USER or buser != ruser or not any((ruser, buser)))
 
+    def _host_name(self, task_vars):
+        return self._task.delegate_to or task_vars.get("inventory_hostname") or self._play_context.remote_addr
+
     def _host_vars(self, task_vars):
         if self._task.delegate_to:
             return task_vars.get("ansible_delegated_vars", {}).get(self._task.delegate_to, {})
         return task_vars
 
     def _state_key(self, task_vars, host_vars):
-        host = self._task.delegate_to or task_vars.get("inventory_hostname") or self._play_context.remote_addr
+        host = self._host_name(task_vars)
         become = self._connection.become if self._become_applies() else None
         buser = self.get_become_option("become_user") if become is not None else ""
         return "%s|%s|%s|%s|%s" % (
