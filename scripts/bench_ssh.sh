@@ -25,7 +25,10 @@ REPS=${REPS:-5}
   { echo "bench: run scripts/collection.sh first" >&2; exit 1; }
 
 tmp=$(mktemp -d /tmp/pve2node-bench-ssh.XXXXXX)
-cleanup() { "$L" down >/dev/null 2>&1 || true; [[ -n ${BENCH_KEEP:-} ]] && echo "bench: logs in $tmp" || rm -rf "$tmp"; }
+cleanup() {
+  "$L" down >/dev/null 2>&1 || true
+  if [[ -n ${BENCH_KEEP:-} ]]; then echo "bench: logs in $tmp"; else rm -rf "$tmp"; fi
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 mkdir -p "$tmp/cb"

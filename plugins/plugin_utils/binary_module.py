@@ -57,6 +57,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.plugins.action.normal import ActionModule as NormalAction
 from ansible.utils.display import Display
+from ansible.utils.vars import merge_hash
 from ansible.vars.clean import remove_internal_keys
 
 try:  # ansible-core >= 2.19
@@ -237,8 +238,6 @@ class BinaryModuleAction(NormalAction):
         for key in ("stdout", "stderr"):
             if key in data and key + "_lines" not in data:
                 data[key + "_lines"] = (data.get(key, None) or "").splitlines()
-        from ansible.utils.vars import merge_hash
-
         return merge_hash(result, data)
 
     def _cache_dir(self, task_vars, host_vars):
@@ -456,7 +455,7 @@ class RunState:
         self.data = {}
         try:
             base = C.DEFAULT_LOCAL_TMP
-        except Exception:  # pragma: no cover - no per-run temp dir: no memory across tasks
+        except (AttributeError, OSError):  # no per-run temp dir: no memory across tasks
             base = None
         if base and os.path.isdir(base):
             self.path = os.path.join(base, "pve2node-%s.json" % hashlib.sha256(key.encode()).hexdigest()[:24])

@@ -6,7 +6,7 @@
 # copy and reload, the authorized_keys symlink into /etc/pve, the dead mount with and without a
 # holder), builds a cluster on real corosync, checks quorum, peer loss with and without
 # two-node mode, and that `down` leaves nothing; then playbooks_e2e.sh (the playbooks on a
-# fresh lab). Always tears down (trap).
+# fresh lab) and cache_e2e.sh (the action plugin's binary cache). Always tears down (trap).
 # Every wait is bounded. Exit status: number of failed checks (capped), 0 when all pass.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -448,4 +448,7 @@ echo "   measured: up ${t_up} s, ansible ad-hoc (2 nodes) ${t_ansible} s, create
 # the playbooks on a fresh lab (their own up/down)
 pb_rc=0
 "$here/playbooks_e2e.sh" || pb_rc=$?
-((failed == 0 && pb_rc == 0))
+# the binary cache of the collection's action plugin (its own fresh lab, ~30 s)
+cache_rc=0
+"$here/cache_e2e.sh" || cache_rc=$?
+((failed == 0 && pb_rc == 0 && cache_rc == 0))
