@@ -60,11 +60,12 @@ from ansible.utils.display import Display
 from ansible.utils.vars import merge_hash
 from ansible.vars.clean import remove_internal_keys
 
+from ansible.module_utils.common.json import AnsibleJSONEncoder
+
 try:  # ansible-core >= 2.19
     from ansible.module_utils.common.json import Direction, get_module_encoder
 except ImportError:  # ansible-core 2.16 .. 2.18
     Direction = get_module_encoder = None
-    from ansible.module_utils.common.json import AnsibleJSONEncoder
 
 display = Display()
 
@@ -191,7 +192,7 @@ class BinaryModuleAction(NormalAction):
         addr = self._play_context.remote_addr
 
         for attempt in (1, 2):
-            script = run_script(cache, name, {a: s for a, (s, _) in shas.items()}, arch, env)
+            script = run_script(cache, name, {a: s[0] for a, s in shas.items()}, arch, env)
             res = self._low_level_execute_command(script, sudoable=True, in_data=args_json.encode("utf-8"))
             res, seen_arch = strip_arch_line(res)
             if seen_arch and seen_arch != arch:
