@@ -194,11 +194,31 @@ check_eq "corrupt: the changed binary did not run" absent "$("$L" exec pve1 sh -
 check_eq "corrupt: hosts_pin uploaded again, once" 1 "$(count corrupt "<$P1> pve2node: uploading hosts_pin ")"
 # shellcheck disable=SC2016 # runs in the node
 check_eq "corrupt: the cached file has its sha256 again" ok "$("$L" exec pve1 sh -c 'f=$(ls '$CACHE'/*/hosts_pin); [ "$(sha256sum <"$f" | cut -d" " -f1)" = "$(basename "$(dirname "$f")")" ] && echo ok')"
-# a single byte flipped in place (dd conv=notrunc)
-"$L" exec pve1 sh -c "printf Z | dd of=\$(ls $CACHE/*/hosts_pin) bs=1 seek=4000 conv=notrunc status=none"
+# a single byte flipped in place (dd conv=notrunc); and an older hash of hosts_pin lying around
+old=$CACHE/$(printf '0%.0s' {1..64})
+"$L" exec pve1 sh -c "printf Z | dd of=\$(ls $CACHE/*/hosts_pin) bs=1 seek=4000 conv=notrunc status=none; mkdir -p $old && echo old >$old/hosts_pin && : >$old/.installed"
 play corrupt2 -e target=tartanpion "$LOGS/tasks.yml"
 check_eq "one byte flipped: run succeeds" "0" "$play_rc"
 check_eq "one byte flipped: uploaded again, once" 1 "$(count corrupt2 "<$P1> pve2node: uploading hosts_pin ")"
+check_eq "the upload removed the older hash of hosts_pin, kept pvecm_cluster's" "gone|1" "$("$L" exec pve1 sh -c "test -e $old && echo kept || echo gone")|$("$L" exec pve1 sh -c "ls $CACHE/*/pvecm_cluster | wc -l")"
+
+echo "-- async: the stock path, silently"
+cat >"$LOGS/async.yml" <<'YML'
+- name: Async
+  hosts: tartanpion
+  gather_facts: false
+  tasks:
+    - name: async-pin
+      pve2node.cluster.hosts_pin: {hostname: "{{ inventory_hostname }}", ip: "{{ private_ip }}"}
+      async: 30
+      poll: 1
+      register: r
+    - name: async-result
+      ansible.builtin.assert: {that: [r is not changed, r is finished]}
+YML
+play async "$LOGS/async.yml"
+check_eq "async: run succeeds" "0" "$play_rc"
+check_eq "async: the stock path (no cache), no warning" "1|0" "$(count async "pve2node: stock binary-module path (async task)")|$(warns async "")"
 
 echo "-- registered results identical with the cache on and off"
 for mode in plain checkdiff; do
