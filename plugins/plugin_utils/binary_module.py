@@ -169,12 +169,13 @@ class BinaryModuleAction(NormalAction):
             raise CacheRefused(self._refuse_later)
         cache = self._cache_dir(task_vars, host_vars)
         result = ActionBase.run(self, tmp, task_vars)  # the base checks (check mode, async)
-        shas = {}
-        for arch in ARCH_DIRS:
-            path = self.binary_path(name, arch)
-            if path is not None:
-                shas[arch] = (sha256_file(path), path)
         arch = self._known_arch(host_vars, state)
+        # the binaries' hashes: only the one needed once the arch is known (cached for the run)
+        shas = {}
+        for a in ARCH_DIRS if arch is None else (arch,):
+            path = self.binary_path(name, a)
+            if path is not None:
+                shas[a] = (RunState.sha256(path), path)
         if arch is not None and arch not in shas:
             return {"failed": True, "changed": False, "msg": self._no_binary_msg(name, arch)}
 
@@ -182,9 +183,10 @@ class BinaryModuleAction(NormalAction):
         module_args = dict(self._task.args)
         self._update_module_args(module_name, module_args, task_vars)
         self._pve2node_binary = shas[arch][1] if arch else None
-        bits = self._configure_module(module_name=module_name, module_args=module_args, task_vars=task_vars)
-        profile = getattr(bits[0], "serialization_profile", None) if len(bits) == 2 else None
-        if get_module_encoder is not None and profile is not None:
+        # ansible-core 2.19 builds every binary module with the serialization profile "legacy"
+        # (module_common.modify_module); older ones have no profiles (AnsibleJSONEncoder).
+        profile = "legacy" if get_module_encoder is not None else None
+        if profile is not None:
             args_json = json.dumps(module_args, cls=get_module_encoder(profile, Direction.CONTROLLER_TO_MODULE))
         else:
             args_json = json.dumps(module_args, cls=AnsibleJSONEncoder)
@@ -213,8 +215,11 @@ class BinaryModuleAction(NormalAction):
                     status, res.get("rc"), (res.get("stderr") or "")[:200]))
             arch = status.split("arch=", 1)[1].strip() if "arch=" in status else arch
             if arch not in shas:
-                state.update(arch=arch)
-                return {"failed": True, "changed": False, "msg": self._no_binary_msg(name, arch)}
+                path = self.binary_path(name, arch)
+                if path is None:
+                    state.update(arch=arch)
+                    return {"failed": True, "changed": False, "msg": self._no_binary_msg(name, arch)}
+                shas[arch] = (RunState.sha256(path), path)
             state.update(arch=arch)
             sha, path = shas[arch]
             display.vvv("pve2node: uploading %s (%s, sha256 %s) into the cache" % (name, arch, sha), host=addr)
@@ -376,14 +381,14 @@ def run_script(cache, module, shas, arch, env):
         'p="$d/$s/"%s k="$d/$s/.installed"' % m,
         'if [ -O "$d" ] && [ -O "$d/$s" ] && [ -O "$p" ] && [ -x "$p" ] && [ -O "$k" ] && '
         '[ ! "$p" -nt "$k" ] && [ ! "$k" -nt "$p" ] && '
-        '[ -z "$(find "$d" "$d/$s" "$p" -maxdepth 0 -perm /022 2>&1)" ]; then',
+        'find "$d" "$d/$s" "$p" -maxdepth 0 -perm /022 -exec false {} + 2>/dev/null; then',
         "  %sexec \"$p\" -" % ((env.strip() + " ") if env.strip() else ""),
         "fi",
         # not usable as it is: prepare it for an upload, or say why not
         'r() { echo "%srefused $*"; exit 0; }' % MARK,
         'mkdir -p "$d/$s" 2>/dev/null || r "cannot create $d/$s (read-only?)"',
         '[ -O "$d" ] && [ -O "$d/$s" ] || r "$d is not owned by $(id -un)"',
-        '[ -z "$(find "$d" "$d/$s" -maxdepth 0 -perm /022 2>&1)" ] || r "$d is writable by group or others"',
+        'find "$d" "$d/$s" -maxdepth 0 -perm /022 -exec false {} + 2>/dev/null || r "$d is writable by group or others"',
         'command -v sha256sum >/dev/null 2>&1 || r "no sha256sum on the target"',
         't="$d/$s/.probe.$$"',
         "{ printf '#!/bin/sh\\nexit 0\\n' >\"$t\" && chmod 700 \"$t\" && \"$t\"; } >/dev/null 2>&1; x=$?",
@@ -465,6 +470,34 @@ class RunState:
                     self.data = json.load(f)
             except (OSError, ValueError):
                 self.data = {}
+
+    @staticmethod
+    def sha256(path):
+        """sha256 of the file at path, remembered for the run by (path, size, mtime)."""
+        st = os.stat(path)
+        key = "%s|%d|%d" % (path, st.st_size, st.st_mtime_ns)
+        base = getattr(C, "DEFAULT_LOCAL_TMP", None)
+        memo = os.path.join(base, "pve2node-sha256.json") if base and os.path.isdir(base) else None
+        known = {}
+        if memo is not None:
+            try:
+                with open(memo) as f:
+                    known = json.load(f)
+            except (OSError, ValueError):
+                known = {}
+            if key in known:
+                return known[key]
+        digest = sha256_file(path)
+        if memo is not None:
+            known[key] = digest
+            tmp = "%s.%d" % (memo, os.getpid())
+            try:
+                with open(tmp, "w") as f:
+                    json.dump(known, f)
+                os.replace(tmp, memo)
+            except OSError:
+                pass
+        return digest
 
     def get(self, key, default=None):
         return self.data.get(key, default)
