@@ -10,7 +10,7 @@
 # Idempotent.
 set -euo pipefail
 pkgs=(corosync bindfs fuse3 python3-fusepy socat openssh-server openssh-client netcat-openbsd iproute2 procps util-linux psmisc
-  qemu-user-static file binutils iputils-ping shellcheck corosync-qnetd corosync-qdevice)
+  qemu-user-static file binutils iputils-ping shellcheck sudo corosync-qnetd corosync-qdevice)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

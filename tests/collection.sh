@@ -164,7 +164,8 @@ cat >"$w/play.yml" <<'YML'
           - info.cluster.nodes | length == 2
 YML
 printf '[local]\nlocalhost ansible_connection=local ansible_python_interpreter=%s/no/such/python3\n' "$w" >"$w/inventory.ini"
-play() { "$VENV/bin/ansible-playbook" -i "$w/inventory.ini" -e "work=$w" "$w/play.yml" "$@" >"$tmp/play.log" 2>&1; }
+# (the binary cache in a temp dir, not in the home of the user running the tests)
+play() { "$VENV/bin/ansible-playbook" -i "$w/inventory.ini" -e "work=$w" -e "pve2node_cache_dir=$w/cache" "$w/play.yml" "$@" >"$tmp/play.log" 2>&1; }
 recap() { grep -oE 'localhost +: ok=[0-9]+ +changed=[0-9]+ +unreachable=[0-9]+ +failed=[0-9]+' "$tmp/play.log" | tr -s ' '; }
 sum_before=$(cat "$w/hosts" "$w/corosync.conf" | sha256sum)
 play --check --diff || true
@@ -178,6 +179,19 @@ check "real run: corosync.conf has two_node" grep -q 'two_node: 1' "$w/corosync.
 play || true
 check "second run: changed=0 ($(recap))" grep -qE 'localhost +: ok=4 +changed=0 +unreachable=0 +failed=0' "$tmp/play.log"
 check "no Python was used (the interpreter path does not exist)" test ! -e "$w/no/such/python3"
+
+# --- the binary cache (connection local; the lab suite tests it over ssh) -----------------------
+cached=$w/cache/$(sha256sum <"$tmp/x/plugins/modules/hosts_pin" | cut -d' ' -f1)/hosts_pin
+check "cache: hosts_pin kept under its sha256, 0700" bash -c '[[ $(stat -c %a "$1") == 700 && $(stat -c %a "${1%/*}") == 700 ]] && cmp -s "$1" "$2"' _ "$cached" "$tmp/x/plugins/modules/hosts_pin"
+check "cache: one entry per module (3 modules used)" test "$(find "$w/cache" -mindepth 2 -maxdepth 2 -type f ! -name '.*' | wc -l)" -eq 3
+play -vvv || true
+check "cache: a warm run uploads nothing and is changed=0" bash -c '! grep -q "pve2node: uploading" "$1" && grep -qE "localhost +: ok=4 +changed=0 " "$1"' _ "$tmp/play.log"
+play -e pve2node_cache=false -vvv || true
+check "cache: pve2node_cache=false takes the stock path (AnsiballZ upload), same recap" bash -c 'grep -q "AnsiballZ_hosts_pin" "$1" && grep -qE "localhost +: ok=4 +changed=0 " "$1"' _ "$tmp/play.log"
+chmod 0777 "$w/cache"
+play || true
+check "cache: a cache dir writable by others is refused, one warning, the run still works" bash -c '[[ $(grep -c "WARNING.*pve2node: the binary cache cannot be used on localhost.*writable by group or others" "$1") == 1 ]] && grep -qE "localhost +: ok=4 +changed=0 " "$1"' _ "$tmp/play.log"
+chmod 0700 "$w/cache"
 
 # --- the action plugin picks the binary by uname -m --------------------------------------------
 mkdir -p "$w/fake-aarch64" "$w/fake-ppc"
@@ -195,6 +209,9 @@ PATH=$w/fake-aarch64:$PATH ANSIBLE_KEEP_REMOTE_FILES=1 play -vvv || true
 sent=$(find "$ANSIBLE_REMOTE_TEMP" -name AnsiballZ_hosts_pin -print -quit 2>/dev/null || true)
 check "aarch64 target: the aarch64 binary is the one uploaded" \
   bash -c '[[ -n $1 ]] && cmp -s "$1" "$2"' _ "$sent" "$tmp/x/binaries/aarch64/hosts_pin"
+PATH=$w/fake-aarch64:$PATH play -e pve2node_cache_dir="$w/cache-arm" -e pve2node_arch= || true
+check "aarch64 target through the cache: the aarch64 binary is the one cached (uname -m in the one command)" \
+  test -f "$w/cache-arm/$(sha256sum <"$tmp/x/binaries/aarch64/hosts_pin" | cut -d' ' -f1)/hosts_pin"
 
 # --- ansible-lint, production profile ----------------------------------------------------------
 if [[ -x $LINT_VENV/bin/ansible-lint ]]; then

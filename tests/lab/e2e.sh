@@ -7,8 +7,8 @@
 # holder), builds a cluster on real corosync, checks quorum, peer loss with and without
 # two-node mode, runs infra_e2e.sh on that cluster (the third node, links, power-off/on,
 # reinstall, the options), checks that `down` leaves nothing; then playbooks_e2e.sh (the
-# playbooks on a fresh lab) and qdevice_e2e.sh (the QDevice on the cluster it leaves).
-# Always tears down (trap).
+# playbooks on a fresh lab), qdevice_e2e.sh (the QDevice on the cluster it leaves) and
+# cache_e2e.sh (the action plugin's binary cache, its own fresh lab). Always tears down (trap).
 # Every wait is bounded. Exit status: number of failed checks (capped), 0 when all pass.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -454,9 +454,12 @@ echo "== lab e2e: $passed passed, $failed failed in $(elapsed "$t_start") s"
 echo "   measured: up ${t_up} s, ansible ad-hoc (2 nodes) ${t_ansible} s, create ${t_create} s (then read-only ${t_window} s), join ${t_join} s, read-only after a corosync restart ${t_restart} s, peer loss detected ${t_detect} s (read-only ${t_ro} s), with two_node ${t_detect2} s, down ${t_down} s"
 
 # the playbooks on a fresh lab (their own up), then the QDevice on the cluster they leave (which
-# takes the lab down and checks that nothing is left)
-pb_rc=0 qd_rc=0
+# takes the lab down and checks that nothing is left), then the binary cache of the collection's
+# action plugin (its own fresh lab)
+pb_rc=0 qd_rc=0 cache_rc=0
 PVE2NODE_LAB_KEEP=1 "$here/playbooks_e2e.sh" || pb_rc=$?
 "$here/qdevice_e2e.sh" || qd_rc=$?
-echo "== lab suites: e2e $( ((failed == 0)) && echo passed || echo FAILED), playbooks_e2e $( ((pb_rc == 0)) && echo passed || echo FAILED), qdevice_e2e $( ((qd_rc == 0)) && echo passed || echo FAILED) in $(elapsed "$t_start") s"
-((failed == 0 && pb_rc == 0 && qd_rc == 0))
+"$here/cache_e2e.sh" || cache_rc=$?
+verdict() { ((${1} == 0)) && echo passed || echo FAILED; }
+echo "== lab suites: e2e $(verdict "$failed"), playbooks_e2e $(verdict "$pb_rc"), qdevice_e2e $(verdict "$qd_rc"), cache_e2e $(verdict "$cache_rc") in $(elapsed "$t_start") s"
+((failed == 0 && pb_rc == 0 && qd_rc == 0 && cache_rc == 0))
