@@ -173,28 +173,25 @@ fn run_err(pvecm: &str, e: run::RunError) -> Failure {
     .with("cmd", json!([pvecm]))
 }
 
-/// A result or a failure: both take extra keys.
-trait Keys: Sized {
-    fn key(self, k: &str, v: Value) -> Self;
+/// A result or a failure: both take a command's keys through the protocol's `with_command`.
+trait WithCommand: Sized {
+    fn command(self, o: &Output) -> Self;
 }
-impl Keys for Outcome {
-    fn key(self, k: &str, v: Value) -> Self {
-        self.with(k, v)
+impl WithCommand for Outcome {
+    fn command(self, o: &Output) -> Self {
+        self.with_command(o)
     }
 }
-impl Keys for Failure {
-    fn key(self, k: &str, v: Value) -> Self {
-        self.with(k, v)
+impl WithCommand for Failure {
+    fn command(self, o: &Output) -> Self {
+        self.with_command(o)
     }
 }
 
 /// The one way a command's `cmd`, `rc`, `stdout`, `stderr` (and `timed_out`) go into a
-/// result or a failure.
-fn with_output<T: Keys>(x: T, o: &Output) -> T {
-    match o.to_json() {
-        Value::Object(m) => m.into_iter().fold(x, |x, (k, v)| x.key(&k, v)),
-        _ => x,
-    }
+/// result or a failure: `protocol`'s `with_command` (the shape is `run::Output::to_json`).
+fn with_output<T: WithCommand>(x: T, o: &Output) -> T {
+    x.command(o)
 }
 
 // ---------------------------------------------------------------------------------------
