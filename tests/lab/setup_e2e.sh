@@ -39,10 +39,14 @@ echo "== setup e2e (issue 15): fresh pair, no ssh trust, inventory aliases"
 PVE2NODE_LAB_NO_TRUST=1 PVE2NODE_LAB_INVENTORY_NAMES=alias "$L" up >/dev/null
 INV=$LAB/inventory.ini
 # The lab's sshd serves $LAB/ssh/host_pveN, not the node's /etc/ssh keys: ssh_trust reads it there.
-for n in pve1 pve2; do
-  mkdir -p "$LOGS/hostkeys/$n"
-  cp "$LAB/ssh/host_$n.pub" "$LOGS/hostkeys/$n/ssh_host_ed25519_key.pub"
-done
+hostkeys() {
+  local n
+  for n in pve1 pve2; do
+    mkdir -p "$LOGS/hostkeys/$n"
+    cp "$LAB/ssh/host_$n.pub" "$LOGS/hostkeys/$n/ssh_host_ed25519_key.pub"
+  done
+}
+hostkeys
 export ANSIBLE_EXTRA="ssh_host_key_dir=$LOGS/hostkeys/{{ lab_node }}"
 check_has "inventory names node-a, node-b" "node-b ansible_host=10.99.0.2" "$(cat "$INV")"
 fresh=$(both)
@@ -107,6 +111,27 @@ echo "-- link0 cut with two links"
 sleep 8
 check "link0 cut: tartanpion still quorate with 2 members" "$L" wait pve1 members=2 5
 check "link0 cut: bismuth still quorate with 2 members" "$L" wait pve2 members=2 5
+"$L" heal-link 0 >/dev/null
+
+echo "-- add_link.yml on a one-link cluster (the same pair, rebuilt with link0 only)"
+"$L" reinstall pve1 >/dev/null
+"$L" reinstall pve2 >/dev/null
+hostkeys # (new host keys)
+sed 's/ link1_ip=[^ ]*//' "$INV" >"$LOGS/onelink.ini"
+sed 's/ private_ip=\([^ ]*\)/ private_ip=\1 link1_ip=\1/; s/link1_ip=10.99.0/link1_ip=10.99.1/' "$LOGS/onelink.ini" >"$LOGS/addlink.ini"
+play onelink -i "$LOGS/onelink.ini" playbooks/two_node.yml
+check_eq "one-link cluster: rc 0" 0 "$play_rc"
+check_lacks "one-link cluster: no link 1" "ring1_addr" "$("$L" exec pve1 cat /etc/corosync/corosync.conf 2>&1)"
+play addlink -i "$LOGS/addlink.ini" playbooks/add_link.yml
+check_eq "add_link.yml: rc 0" 0 "$play_rc"
+check_has "add_link.yml: link 1 in both nodes' corosync.conf" "ring1_addr: 10.99.1.2" "$("$L" exec pve2 cat /etc/corosync/corosync.conf 2>&1)"
+check_has "add_link.yml: corosync-cfgtool -s shows LINK ID 1 on bismuth" "LINK ID 1" "$("$L" exec pve2 corosync-cfgtool -s 2>&1)"
+play addlink2 -i "$LOGS/addlink.ini" playbooks/add_link.yml
+check_eq "add_link.yml again: rc 0" 0 "$play_rc"
+check_has "add_link.yml again: changed=0" "changed=0" "$(recap_of node-a)"
+"$L" cut-link 0 >/dev/null
+sleep 8
+check "added link: link0 cut, tartanpion still quorate with 2 members" "$L" wait pve1 members=2 5
 "$L" heal-link 0 >/dev/null
 
 echo "== setup e2e: $passed passed, $failed failed in $(elapsed "$t_start") s (logs $LOGS)"
