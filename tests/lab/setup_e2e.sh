@@ -19,7 +19,7 @@ play() {
   local name=$1
   shift
   play_rc=0
-  timeout -k 10 "$ANSIBLE_TIMEOUT_S" "$L" ansible-playbook -e "$ANSIBLE_EXTRA" "$@" >"$LOGS/$name.log" 2>&1 || play_rc=$?
+  timeout -k 10 "$ANSIBLE_TIMEOUT_S" "$L" ansible-playbook "$@" >"$LOGS/$name.log" 2>&1 || play_rc=$?
   play_out=$(cat "$LOGS/$name.log")
 }
 recap_of() { awk -v h="$1" '$1 == h && $2 == ":" { print $3, $4, $6 }' <<<"$play_out"; }
@@ -38,16 +38,6 @@ echo "== setup e2e (issue 15): fresh pair, no ssh trust, inventory aliases"
 "$L" down >/dev/null 2>&1 || true
 PVE2NODE_LAB_NO_TRUST=1 PVE2NODE_LAB_INVENTORY_NAMES=alias "$L" up >/dev/null
 INV=$LAB/inventory.ini
-# The lab's sshd serves $LAB/ssh/host_pveN, not the node's /etc/ssh keys: ssh_trust reads it there.
-hostkeys() {
-  local n
-  for n in pve1 pve2; do
-    mkdir -p "$LOGS/hostkeys/$n"
-    cp "$LAB/ssh/host_$n.pub" "$LOGS/hostkeys/$n/ssh_host_ed25519_key.pub"
-  done
-}
-hostkeys
-export ANSIBLE_EXTRA="ssh_host_key_dir=$LOGS/hostkeys/{{ lab_node }}"
 check_has "inventory names node-a, node-b" "node-b ansible_host=10.99.0.2" "$(cat "$INV")"
 fresh=$(both)
 
@@ -116,7 +106,6 @@ check "link0 cut: bismuth still quorate with 2 members" "$L" wait pve2 members=2
 echo "-- add_link.yml on a one-link cluster (the same pair, rebuilt with link0 only)"
 "$L" reinstall pve1 >/dev/null
 "$L" reinstall pve2 >/dev/null
-hostkeys # (new host keys)
 sed 's/ link1_ip=[^ ]*//' "$INV" >"$LOGS/onelink.ini"
 sed 's/ private_ip=\([^ ]*\)/ private_ip=\1 link1_ip=\1/; s/link1_ip=10.99.0/link1_ip=10.99.1/' "$LOGS/onelink.ini" >"$LOGS/addlink.ini"
 play onelink -i "$LOGS/onelink.ini" playbooks/two_node.yml
