@@ -200,7 +200,7 @@ fn every_kind_of_line_is_kept_byte_for_byte() {
     assert!(r.changed(), "{}", r.stdout);
     assert_eq!(
         read(&hosts),
-        "# hosts\r\n\r\n127.0.0.1\tlocalhost # lo\r\n127.0.1.1\ttartanpion.elao.local\r\n::1     localhost ip6-localhost ip6-loopback\r\n2001:db8::7 v6host\r\n10.0.0.5\tother\r\n172.16.0.1\ttartanpion"
+        "# hosts\r\n\r\n127.0.0.1\tlocalhost # lo\r\n::1     localhost ip6-localhost ip6-loopback\r\n2001:db8::7 v6host\r\n10.0.0.5\tother\r\n172.16.0.1\ttartanpion"
     );
     assert_eq!(
         r.json["removed_from"],
@@ -325,7 +325,7 @@ fn refused_parameters_leave_the_file_byte_identical() {
         (json!({"ip": null}), "state is present but all of the following are missing: ip"),
         (json!({"state": "gone"}), "value of state must be one of: present, absent, got: gone"),
         (json!({"exclusive": "maybe"}), "argument 'exclusive' is of type str and we were unable to convert to bool"),
-        (json!({"bogus": 1}), "Unsupported parameters for (hosts_pin) module: bogus. Supported parameters include: aliases, backup, exclusive, hostname (name), ip, path, state."),
+        (json!({"bogus": 1}), "Unsupported parameters for (hosts_pin) module: bogus. Supported parameters include: aliases, backup, exclusive, fqdn, hostname (name), ip, path, state."),
     ];
     let dir = TempDir::new("hp-refuse");
     let hosts = dir.write("hosts", SEED);
@@ -334,9 +334,6 @@ fn refused_parameters_leave_the_file_byte_identical() {
         assert_refused(&r, msg);
         assert_eq!(read(&hosts), SEED, "file changed by {extra}");
     }
-    let r = run_module(BIN, &json!({"path": hosts, "ip": "172.16.0.1"}));
-    assert_refused(&r, "missing required arguments: hostname");
-    assert_eq!(read(&hosts), SEED);
     assert_eq!(strays(dir.path(), &["hosts"]), Vec::<String>::new());
 }
 
@@ -574,5 +571,54 @@ echo "fqdn=$(getent hosts tartanpion.elao.local || echo none)"
         left,
         ["host.conf", "hosts", "nsswitch.conf"],
         "temp files left in the namespace's /etc"
+    );
+}
+
+/// Runs the module with PVE2NODE_HOSTNAME (debug builds' stand-in for the system's host name).
+fn run_as_host(host: &str, a: &Value) -> Value {
+    let dir = TempDir::new("args");
+    let f = dir.write("args", serde_json::to_vec(a).unwrap());
+    let out = assert_cmd::Command::new(BIN)
+        .arg(&f)
+        .env("PVE2NODE_HOSTNAME", host)
+        .output()
+        .expect("run module");
+    let j: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_ne!(j["failed"], true, "{j}");
+    j
+}
+
+#[test]
+fn hostname_defaults_to_the_systems_short_name() {
+    let dir = TempDir::new("hp-default");
+    let debian = "127.0.0.1\tlocalhost\n127.0.1.1\tbismuth.elao.local\tbismuth\n";
+    let hosts = dir.write("hosts", debian);
+    let a = json!({"path": hosts, "ip": "10.99.0.2"});
+    let r = run_as_host("bismuth.elao.local", &a);
+    assert_eq!(r["changed"], true, "{r}");
+    assert_eq!(r["hostname"], "bismuth");
+    // the short name on the private line; the FQDN left the loopback line too
+    assert_eq!(read(&hosts), "127.0.0.1\tlocalhost\n10.99.0.2\tbismuth\n");
+    assert_eq!(run_as_host("bismuth", &a)["changed"], false);
+    // the same file with the FQDN kept canonical on the private line
+    let hosts2 = dir.write("hosts2", debian);
+    let a2 = json!({"path": hosts2, "ip": "10.99.0.2", "fqdn": "bismuth.elao.local"});
+    let r = run_as_host("bismuth", &a2);
+    assert_eq!(r["changed"], true, "{r}");
+    assert_eq!(
+        read(&hosts2),
+        "127.0.0.1\tlocalhost\n10.99.0.2\tbismuth.elao.local\tbismuth\n"
+    );
+    assert_eq!(run_as_host("bismuth", &a2)["changed"], false);
+    // an explicit hostname wins over the system's
+    let hosts3 = dir.write("hosts3", debian);
+    let r = run_as_host(
+        "bismuth",
+        &json!({"path": hosts3, "ip": "10.99.0.2", "hostname": "tartanpion"}),
+    );
+    assert_eq!(r["hostname"], "tartanpion");
+    assert_eq!(
+        strays(dir.path(), &["hosts", "hosts2", "hosts3"]),
+        Vec::<String>::new()
     );
 }

@@ -19,9 +19,8 @@ const SPEC: Spec = Spec {
     module: "hosts_pin",
     params: &[
         Param::new("path", Type::Path).default(Default::Str("/etc/hosts")),
-        Param::new("hostname", Type::Str)
-            .required()
-            .aliases(&["name"]),
+        Param::new("hostname", Type::Str).aliases(&["name"]),
+        Param::new("fqdn", Type::Str),
         Param::new("ip", Type::Str),
         Param::new("aliases", Type::List(Elem::Str)).default(Default::List(&[])),
         Param::new("exclusive", Type::Bool).default(Default::Bool(true)),
@@ -60,6 +59,10 @@ pub enum HostsError {
     },
     #[error("{param} '{name}' is a loopback name that belongs to the localhost lines; refusing to pin or remove it, give the node's own name")]
     LocalhostName { param: &'static str, name: String },
+    #[error("hostname is not given and this system's host name (/proc/sys/kernel/hostname, as uname -n) could not be read; give hostname")]
+    NoHostname,
+    #[error("fqdn '{fqdn}' does not start with the host name '{hostname}' and a dot; give the node's full name, e.g. {hostname}.example.com, or leave fqdn out")]
+    FqdnMismatch { fqdn: String, hostname: String },
     #[error("path is empty; give the hosts file to edit (default /etc/hosts)")]
     EmptyPath,
     #[error("{0} does not exist; hosts_pin edits an existing hosts file and does not create one, check the path parameter")]
@@ -80,6 +83,8 @@ pub enum State {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Params {
     pub hostname: String,
+    /// The node's full name, put first (canonical) on the address's line.
+    pub fqdn: Option<String>,
     pub ip: Option<String>,
     pub aliases: Vec<String>,
     pub exclusive: bool,
@@ -90,6 +95,7 @@ impl Params {
     fn from_ctx(p: &protocol::Params) -> Params {
         Params {
             hostname: p.str_or_empty("hostname").to_string(),
+            fqdn: p.str("fqdn").map(str::to_string),
             ip: p.str("ip").map(str::to_string),
             aliases: p.list("aliases"),
             exclusive: p.bool("exclusive").unwrap_or(true),
@@ -128,9 +134,22 @@ fn check_name(param: &'static str, name: &str) -> Result<(), HostsError> {
 /// Checks the parameters, before the file is even read.
 pub fn check(p: &Params) -> Result<Wanted, HostsError> {
     check_name("hostname", &p.hostname)?;
-    let mut names = vec![p.hostname.clone()];
+    let mut names = Vec::with_capacity(p.aliases.len() + 2);
+    if let Some(f) = &p.fqdn {
+        check_name("fqdn", f)?;
+        let prefix = format!("{}.", p.hostname.to_ascii_lowercase());
+        if !f.to_ascii_lowercase().starts_with(&prefix) || f.len() == prefix.len() {
+            return Err(HostsError::FqdnMismatch {
+                fqdn: f.clone(),
+                hostname: p.hostname.clone(),
+            });
+        }
+        // the FQDN first: the canonical name of the line (what `hostname -f` answers)
+        names.push(f.clone());
+    }
+    names.push(p.hostname.clone());
     // Linear in the number of aliases: a set of the names seen, lowercased.
-    let mut seen = HashSet::from([p.hostname.to_ascii_lowercase()]);
+    let mut seen: HashSet<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
     for a in &p.aliases {
         check_name("aliases item", a)?;
         if seen.insert(a.to_ascii_lowercase()) {
@@ -307,11 +326,21 @@ pub fn plan(text: &str, p: &Params) -> Result<Plan, HostsError> {
     let mut added: Vec<String> = Vec::new();
     let mut placement = Placement::None;
 
-    let names_it = |l: &Line| l.names.iter().any(|f| is_wanted(f.name));
+    // On a loopback line (Debian's `127.0.1.1 FQDN short`), the host's FQDNs (`hostname.*`)
+    // go too: neither name may resolve to loopback after pinning.
+    let fqdn_prefix = format!("{}.", p.hostname.to_ascii_lowercase());
+    let goes = |l: &Line, n: &str| {
+        is_wanted(n)
+            || (p.exclusive
+                && want.ip.is_some()
+                && l.ip().is_some_and(hosts::is_loopback)
+                && n.to_ascii_lowercase().starts_with(&fqdn_prefix))
+    };
+    let names_it = |l: &Line| l.names.iter().any(|f| goes(l, f.name));
     // Take the names out of a line; false when nothing is left and the line is dropped.
     let mut take = |l: &Line, out: &mut String| {
         removed_from.push(l.text().to_string());
-        let rest = l.names_without_by(is_wanted);
+        let rest = l.names_without_by(|n| goes(l, n));
         if rest.is_empty() {
             dropped += 1;
         } else {
@@ -523,8 +552,25 @@ fn encode(text: &str, latin1: bool) -> Vec<u8> {
     }
 }
 
+/// The running system's short host name (`uname -n` up to the first dot): what pmxcfs and
+/// corosync call the node. Test hook PVE2NODE_HOSTNAME (debug builds only).
+fn system_short_hostname(ctx: &Ctx) -> Option<String> {
+    ctx.test_hook("PVE2NODE_HOSTNAME")
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| short_name(h.trim()).to_string())
+        .filter(|h| !h.is_empty())
+}
+
+/// A host name up to its first dot.
+pub fn short_name(h: &str) -> &str {
+    h.split('.').next().unwrap_or("")
+}
+
 fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
-    let p = Params::from_ctx(&ctx.params);
+    let mut p = Params::from_ctx(&ctx.params);
+    if p.hostname.is_empty() && ctx.params.str("hostname").is_none() {
+        p.hostname = system_short_hostname(ctx).ok_or(HostsError::NoHostname)?;
+    }
     // Bad parameters are refused before the file is even read.
     check(&p)?;
     let path_text = ctx.params.str_or_empty("path").to_string();
@@ -576,6 +622,7 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
     }
     let msg = message(&plan, &p, &path_text, applied.changed, ctx.check_mode);
     let mut o = Outcome::new(applied.changed, msg)
+        .with("hostname", p.hostname.clone())
         .with(
             "removed_from",
             Value::Array(

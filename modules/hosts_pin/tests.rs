@@ -8,6 +8,7 @@ const DEBIAN: &str = "127.0.0.1\tlocalhost\n127.0.1.1\ttartanpion.elao.local\tta
 fn pin(hostname: &str, ip: &str) -> Params {
     Params {
         hostname: hostname.into(),
+        fqdn: None,
         ip: Some(ip.into()),
         aliases: vec![],
         exclusive: true,
@@ -18,6 +19,7 @@ fn pin(hostname: &str, ip: &str) -> Params {
 fn absent(hostname: &str) -> Params {
     Params {
         hostname: hostname.into(),
+        fqdn: None,
         ip: None,
         aliases: vec![],
         exclusive: true,
@@ -102,11 +104,14 @@ fn both_nodes_in_one_file() {
 }
 
 #[test]
-fn debian_line_keeps_the_fqdn_and_tabs_are_followed() {
+fn debian_line_loses_the_fqdn_too_and_tabs_are_followed() {
+    // neither name may stay on loopback: the trap line is dropped whole
     let pl = run(DEBIAN, &pin("tartanpion", "172.16.0.1"));
+    assert_eq!(pl.dropped, 1);
+    assert_eq!(hosts::lookup(&pl.after, "tartanpion.elao.local"), None);
     assert_eq!(
         pl.after,
-        "127.0.0.1\tlocalhost\n127.0.1.1\ttartanpion.elao.local\n\n# The following lines are desirable for IPv6 capable hosts\n::1     localhost ip6-localhost ip6-loopback\nff02::1 ip6-allnodes\nff02::2 ip6-allrouters\n172.16.0.1\ttartanpion\n"
+        "127.0.0.1\tlocalhost\n\n# The following lines are desirable for IPv6 capable hosts\n::1     localhost ip6-localhost ip6-loopback\nff02::1 ip6-allnodes\nff02::2 ip6-allrouters\n172.16.0.1\ttartanpion\n"
     );
     assert_eq!(
         pl.removed_from,
@@ -495,6 +500,15 @@ fn generated_files_are_pinned_idempotently_and_keep_unrelated_lines() {
             .into_iter()
             .filter(|l| !(l.is_entry() && (l.has_name("tartanpion") || l.has_name("tp"))))
             .filter(|l| !(l.ip() == want_ip && p.state == State::Present))
+            // (present + exclusive: a loopback line also loses tartanpion.*)
+            .filter(|l| {
+                !(p.state == State::Present
+                    && p.exclusive
+                    && l.ip().is_some_and(hosts::is_loopback)
+                    && l.names
+                        .iter()
+                        .any(|f| f.name.to_ascii_lowercase().starts_with("tartanpion.")))
+            })
             .map(|l| l.raw.trim_end_matches(['\r', '\n']))
             .collect();
         let after: Vec<&str> = hosts::parse(&pl.after)
@@ -645,4 +659,55 @@ fn latin1_and_utf8_bytes_round_trip_exactly() {
         assert!(out.starts_with(comment_line), "comment kept byte-exact");
         assert!(out.ends_with(b"172.16.0.1 tartanpion\n"));
     }
+}
+
+#[test]
+fn a_loopback_line_of_only_the_fqdn_is_dropped_other_lines_keep_it() {
+    let text = "127.0.1.1 tartanpion.elao.local\n192.0.2.1 tartanpion.elao.local tartanpion\n";
+    let pl = run(text, &pin("tartanpion", "10.99.0.1"));
+    // the public line keeps the FQDN (not loopback); the loopback one goes
+    assert_eq!(
+        pl.after,
+        "192.0.2.1 tartanpion.elao.local\n10.99.0.1 tartanpion\n"
+    );
+    // not exclusive: loopback lines are left alone
+    let mut p = pin("tartanpion", "10.99.0.1");
+    p.exclusive = false;
+    assert!(run(text, &p)
+        .after
+        .starts_with("127.0.1.1 tartanpion.elao.local\n"));
+}
+
+#[test]
+fn fqdn_goes_first_on_the_private_line_and_leaves_the_others() {
+    let mut p = pin("bismuth", "10.99.0.2");
+    p.fqdn = Some("bismuth.elao.local".into());
+    let text = "127.0.0.1\tlocalhost\n127.0.1.1\tbismuth.elao.local\tbismuth\n";
+    let pl = run(text, &p);
+    assert_eq!(
+        pl.after,
+        "127.0.0.1\tlocalhost\n10.99.0.2\tbismuth.elao.local\tbismuth\n"
+    );
+    // canonical (first) name of the line is the FQDN: what `hostname -f` answers
+    assert_eq!(
+        hosts::lookup(&pl.after, "bismuth.elao.local"),
+        ip("10.99.0.2")
+    );
+    assert_eq!(run(&pl.after, &p).after, pl.after, "idempotent");
+}
+
+#[test]
+fn fqdn_must_extend_the_hostname() {
+    let mut p = pin("bismuth", "10.99.0.2");
+    p.fqdn = Some("tartanpion.elao.local".into());
+    assert_eq!(
+        check(&p).unwrap_err().to_string(),
+        "fqdn 'tartanpion.elao.local' does not start with the host name 'bismuth' and a dot; give the node's full name, e.g. bismuth.example.com, or leave fqdn out"
+    );
+}
+
+#[test]
+fn short_name_is_up_to_the_first_dot() {
+    assert_eq!(short_name("bismuth.elao.local"), "bismuth");
+    assert_eq!(short_name("bismuth"), "bismuth");
 }

@@ -456,10 +456,12 @@ echo "   measured: up ${t_up} s, ansible ad-hoc (2 nodes) ${t_ansible} s, create
 # the playbooks on a fresh lab (their own up), then the QDevice on the cluster they leave (which
 # takes the lab down and checks that nothing is left), then the binary cache of the collection's
 # action plugin (its own fresh lab)
-pb_rc=0 qd_rc=0 cache_rc=0
+pb_rc=0 qd_rc=0 cache_rc=0 su_rc=0
+# issue 15's fresh pair (its own lab: no ssh trust, inventory aliases, two links)
+"$here/setup_e2e.sh" || su_rc=$?
 PVE2NODE_LAB_KEEP=1 "$here/playbooks_e2e.sh" || pb_rc=$?
 "$here/qdevice_e2e.sh" || qd_rc=$?
 "$here/cache_e2e.sh" || cache_rc=$?
 verdict() { ((${1} == 0)) && echo passed || echo FAILED; }
-echo "== lab suites: e2e $(verdict "$failed"), playbooks_e2e $(verdict "$pb_rc"), qdevice_e2e $(verdict "$qd_rc"), cache_e2e $(verdict "$cache_rc") in $(elapsed "$t_start") s"
-((failed == 0 && pb_rc == 0 && qd_rc == 0 && cache_rc == 0))
+echo "== lab suites: e2e $(verdict "$failed"), setup_e2e $(verdict "$su_rc"), playbooks_e2e $(verdict "$pb_rc"), qdevice_e2e $(verdict "$qd_rc"), cache_e2e $(verdict "$cache_rc") in $(elapsed "$t_start") s"
+((failed == 0 && su_rc == 0 && pb_rc == 0 && qd_rc == 0 && cache_rc == 0))

@@ -74,16 +74,16 @@ hosts2=$(n2 cat /etc/hosts)
 stat_before=$(n1 stat -c '%i %s %Y' /etc/hosts; n2 stat -c '%i %s %Y' /etc/hosts)
 play check pve2node.cluster.two_node --check --diff
 check_eq "check mode: exit 0" 0 "$play_rc"
-check_eq "check mode recap tartanpion (create and its hosts change planned)" "ok=5 changed=2 failed=0" "$(recap_of tartanpion)"
-check_eq "check mode recap bismuth (hosts change, pve-cluster start and join planned)" "ok=4 changed=3 failed=0" "$(recap_of bismuth)"
+check_eq "check mode recap tartanpion (create and its hosts change planned)" "ok=17 changed=2 failed=0" "$(recap_of tartanpion)"
+check_eq "check mode recap bismuth (hosts change, pve-cluster start and join planned)" "ok=14 changed=3 failed=0" "$(recap_of bismuth)"
 check_has "check mode: bismuth's /etc/pve start planned (its pmxcfs refused to start)" "/etc/pve mounted and healthy@bismuth" "$(changed_tasks)"
 check_lacks "check mode: tartanpion's healthy /etc/pve left alone" "/etc/pve mounted and healthy@tartanpion" "$(changed_tasks)"
 check_has "check mode: hosts diff shown for tartanpion" "-192.0.2.1 tartanpion.elao.local tartanpion
 +192.0.2.1 tartanpion.elao.local" "$play_out"
 check_has "check mode: the pinned line shown" "+10.99.0.1 tartanpion" "$play_out"
 check_has "check mode: planned create argv shown" '"would create cluster '"'elao'"'",
-        "argv: pvecm create elao --link0 10.99.0.1"' "$play_out"
-check_has "check mode: planned join argv shown" '"argv: pvecm add 10.99.0.1 --link0 10.99.0.2 --use_ssh 1"' "$play_out"
+        "argv: pvecm create elao --link0 10.99.0.1 --link1 10.99.1.1"' "$play_out"
+check_has "check mode: planned join argv shown" '"argv: pvecm add 10.99.0.1 --link0 10.99.0.2 --link1 10.99.1.2 --use_ssh 1"' "$play_out"
 check_has "check mode: two_node step announced" "two_node in /etc/pve/corosync.conf" "$play_out"
 check_eq "check mode: tartanpion's /etc/hosts byte-identical" "$hosts1" "$(n1 cat /etc/hosts)"
 check_eq "check mode: bismuth's /etc/hosts byte-identical" "$hosts2" "$(n2 cat /etc/hosts)"
@@ -102,16 +102,15 @@ t0=$EPOCHREALTIME
 play run1 pve2node.cluster.two_node --diff
 t_run1=$(elapsed "$t0")
 check_eq "run: exit 0" 0 "$play_rc"
-check_eq "run: recap tartanpion" "ok=8 changed=4 failed=0" "$(recap_of tartanpion)"
-check_eq "run: recap bismuth" "ok=5 changed=4 failed=0" "$(recap_of bismuth)"
+check_eq "run: recap tartanpion" "ok=20 changed=4 failed=0" "$(recap_of tartanpion)"
+check_eq "run: recap bismuth" "ok=15 changed=4 failed=0" "$(recap_of bismuth)"
 check_eq "run: changed tasks" "/etc/pve mounted and healthy@bismuth, Create cluster elao@tartanpion, Join cluster elao through 10.99.0.1@bismuth, Short hostname -> private IP in /etc/hosts@bismuth, Short hostname -> private IP in /etc/hosts@tartanpion, The controller's login key also in ~/.ssh/authorized_keys2 (outside /etc/pve)@bismuth, The controller's login key also in ~/.ssh/authorized_keys2 (outside /etc/pve)@tartanpion, two_node in the cluster configuration@tartanpion" "$(changed_tasks)"
-check_has "run: create argv shown" '"argv: pvecm create elao --link0 10.99.0.1"' "$play_out"
-check_has "run: join argv shown" '"argv: pvecm add 10.99.0.1 --link0 10.99.0.2 --use_ssh 1"' "$play_out"
+check_has "run: create argv shown" '"argv: pvecm create elao --link0 10.99.0.1 --link1 10.99.1.1"' "$play_out"
+check_has "run: join argv shown" '"argv: pvecm add 10.99.0.1 --link0 10.99.0.2 --link1 10.99.1.2 --use_ssh 1"' "$play_out"
 check_eq "run: tartanpion's /etc/hosts: public line keeps the FQDN, short name pinned" "127.0.0.1 localhost.localdomain localhost
 192.0.2.1 tartanpion.elao.local
 10.99.0.1 tartanpion" "$(n1 grep -vE '^(#|$|::1|f[ef]0)' /etc/hosts)"
-check_eq "run: bismuth's /etc/hosts: Debian's 127.0.1.1 line keeps the FQDN, short name pinned" "127.0.0.1	localhost
-127.0.1.1	bismuth.elao.local
+check_eq "run: bismuth's /etc/hosts: Debian's 127.0.1.1 line gone (neither name on loopback), short name pinned" "127.0.0.1	localhost
 10.99.0.2	bismuth" "$(n2 grep -vE '^(#|$|::1|f[ef]0)' /etc/hosts)"
 check_has "run: bismuth's /etc/pve came up after hosts_pin" "healthy" "$(n2 /usr/local/sbin/pve-cluster status 2>&1)"
 check_has "run: bismuth's pmxcfs resolved its private address" '"ip": "10.99.0.2"' "$(n2 cat /etc/pve/.members)"
@@ -146,8 +145,8 @@ t0=$EPOCHREALTIME
 play run2 pve2node.cluster.two_node --diff
 t_run2=$(elapsed "$t0")
 check_eq "again: exit 0" 0 "$play_rc"
-check_eq "again: recap tartanpion changed=0" "ok=8 changed=0 failed=0" "$(recap_of tartanpion)"
-check_eq "again: recap bismuth changed=0" "ok=5 changed=0 failed=0" "$(recap_of bismuth)"
+check_eq "again: recap tartanpion changed=0" "ok=20 changed=0 failed=0" "$(recap_of tartanpion)"
+check_eq "again: recap bismuth changed=0" "ok=15 changed=0 failed=0" "$(recap_of bismuth)"
 check_eq "again: no task reported changed" "" "$(changed_tasks)"
 check_has "again: create says why not" "this node is already a member of cluster 'elao'" "$play_out"
 check_eq "again: /etc/hosts and corosync.conf files unchanged on both nodes" "$sums" "$(n1 sha256sum /etc/hosts /etc/pve/corosync.conf /etc/corosync/corosync.conf; n2 sha256sum /etc/hosts /etc/corosync/corosync.conf)"
