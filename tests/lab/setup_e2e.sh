@@ -25,6 +25,7 @@ play() {
 recap_of() { awk -v h="$1" '$1 == h && $2 == ":" { print $3, $4, $6 }' <<<"$play_out"; }
 # state NODE: what a run could change on NODE (hosts, root's ssh files, cluster config, /etc/pve)
 state() {
+  # shellcheck disable=SC2016 # expanded by the node's bash
   "$L" exec "$1" bash -c 'cat /etc/hosts; for f in /root/.ssh/* /etc/corosync/corosync.conf; do [[ -e $f ]] && { echo "$f"; cat "$f"; }; done; find /etc/pve /root/.ssh /etc/corosync -printf "%p %s %m\n" 2>/dev/null | sort' 2>&1 | sha256sum | cut -c1-16
 }
 both() { echo "$(state pve1) $(state pve2)"; }
