@@ -3,9 +3,9 @@
 # good, its reinstall rejoined. Called by tests/lab/e2e.sh (its own fresh lab); also runs alone.
 #  - two_node.yml: a two-node cluster; both nodes powered off; tartanpion powered on alone ->
 #    blocked (wait_for_all), /etc/pve read-only;
-#  - bismuth powered on: lone_node.yml -e peer_powered_off=bismuth refused (a member), nothing
-#    changed; bismuth and tartanpion powered off, tartanpion on alone (blocked again):
-#    lone_node.yml accepted -> quorate, /etc/pve writable;
+#  - bismuth powered on (its corosync stopped so the two never meet): lone_node.yml
+#    -e peer_powered_off=bismuth refused (bismuth answers), nothing changed, still blocked;
+#    bismuth powered off: lone_node.yml accepted -> quorate, /etc/pve writable;
 #  - remove_node.yml -e node=bismuth -> one node in the nodelist, no two_node, still quorate;
 #  - reinstall bismuth (new host key, no cluster) -> two_node.yml -> two members, quorate,
 #    2Node on both; again: changed=0. Then `down` leaves nothing.
@@ -68,19 +68,26 @@ check "tartanpion: /etc/pve read-only (<= 10 s)" lab_wait pve1 ro 10
 run_rc out err rc pve1 bash -c 'echo x >/etc/pve/life-e2e.txt'
 check_has "tartanpion: a write to /etc/pve is refused" "Permission denied" "$err"
 
-echo "-- lone_node.yml while bismuth is up: refused"
+echo "-- lone_node.yml while bismuth is up (powered on, its corosync stopped): refused"
+# tartanpion's corosync stopped while bismuth boots, so the two never meet: tartanpion stays
+# blocked with its peer powered on and answering on every link
+"$L" stop-corosync pve1 >/dev/null
 "$L" power-on pve2 >/dev/null
-check "bismuth powered on: a member again (<= 30 s)" lab_wait pve1 members=2 30
+"$L" stop-corosync pve2 >/dev/null
+"$L" start-corosync pve1 >/dev/null
+check "tartanpion blocked, bismuth up (<= 15 s)" lab_wait pve1 blocked 15
 "$L" ssh-reset >/dev/null
 sum0=$(conf_sum)
-play lone_up pve2node.cluster.lone_node -e peer_powered_off=bismuth
-check_eq "lone_node.yml with bismuth up: fails" "2" "$play_rc"
-check_has "lone_node.yml with bismuth up: says bismuth is a member or reachable" "bismuth" "$(grep -E 'FAILED|fatal' -A3 <<<"$play_out")"
+play lone_up pve2node.cluster.lone_node -l tartanpion -e peer_powered_off=bismuth
+check_eq "lone_node.yml with bismuth up: fails (exit 2)" "2" "$play_rc"
+check_has "lone_node.yml with bismuth up: names bismuth in its refusal" "bismuth" "$(grep -E '^fatal' <<<"$play_out")"
 check_eq "refused: changed=0" 0 "$(recap_changed)"
 check_eq "refused: corosync.conf untouched" "$sum0" "$(conf_sum)"
+check_eq "refused: tartanpion still blocked" 2 "$(qrc pve1)"
+echo "   refusal: $(grep -E '^fatal' <<<"$play_out" | sed 's/.*"msg": //' | cut -c1-220)"
 
-echo "-- bismuth off, tartanpion alone again: lone_node.yml accepted"
-check "tartanpion alone again: blocked (<= 15 s)" lone_start
+echo "-- bismuth powered off: lone_node.yml accepted"
+"$L" power-off pve2 >/dev/null
 "$L" ssh-reset >/dev/null
 t0=$EPOCHREALTIME
 play lone pve2node.cluster.lone_node -e peer_powered_off=bismuth
