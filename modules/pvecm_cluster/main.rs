@@ -1675,7 +1675,7 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
         }
     };
     let c = match &a.mode {
-        Mode::Info => return info(ctx, &a, &cur, era),
+        Mode::Info => return info(ctx, &a, &env, &cur, era),
         Mode::Create { node } => Change { node, peer: None },
         Mode::Join { node, peer } => Change {
             node,
@@ -1686,8 +1686,25 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
 }
 
 /// `state: info`: the facts, and a warning where the stack is down.
-fn info(ctx: &mut Ctx, a: &Args, cur: &Current, era: Option<Era>) -> Result<Outcome, Failure> {
+fn info(
+    ctx: &mut Ctx,
+    a: &Args,
+    env: &Env,
+    cur: &Current,
+    era: Option<Era>,
+) -> Result<Outcome, Failure> {
     let mut cluster = facts_of(cur, era).to_json();
+    // what this node's /etc/pve says: writable, and the copy of corosync.conf behind or ahead
+    let (w, how) = pve2node::pve::pmxcfs::writable(&env.etc_pve);
+    let drift = pve2node::pve::pmxcfs::corosync_drift(
+        &env.etc_pve.join("corosync.conf"),
+        &env.corosync_dir.join("corosync.conf"),
+    );
+    if let Value::Object(m) = &mut cluster {
+        m.insert("pve_writable".into(), json!(w));
+        m.insert("pve_writable_from".into(), json!(how));
+        m.insert("config_version_drift".into(), drift);
+    }
     if let (Current::Member(_), Some(e @ (Era::Corosync2 | Era::Corosync3))) = (cur, era) {
         if let (Some(links), Value::Object(m)) = (read_links(&a.pvecm, e), &mut cluster) {
             m.insert("links".into(), links);
