@@ -1545,4 +1545,29 @@ fn info_reports_pve_writable_and_the_config_version_drift() {
     let c = &v["cluster"];
     assert_eq!(c["pve_writable"], json!(false));
     assert_eq!(c["config_version_drift"]["drift"], json!(false));
+    assert_eq!(c["qdevice"]["configured"], json!(false));
+
+    // a QDevice configured in /etc/pve/corosync.conf
+    sb.dir.write(
+        "etc-pve/corosync.conf",
+        "quorum {\n  provider: corosync_votequorum\n  device {\n    model: net\n    net {\n      algorithm: ffsplit\n      host: 10.99.9.3\n      tls: on\n    }\n    votes: 1\n  }\n}\n\ntotem {\n  config_version: 5\n}\n",
+    );
+    let v = sb.run(json!({"state": "info"}));
+    let q = &v["cluster"]["qdevice"];
+    assert_eq!(
+        (
+            &q["configured"],
+            &q["host"],
+            &q["algorithm"],
+            &q["votes"],
+            &q["in_runtime"]
+        ),
+        (
+            &json!(true),
+            &json!("10.99.9.3"),
+            &json!("ffsplit"),
+            &json!("1"),
+            &json!(false)
+        )
+    );
 }

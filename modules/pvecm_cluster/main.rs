@@ -1704,6 +1704,28 @@ fn info(
         m.insert("pve_writable".into(), json!(w));
         m.insert("pve_writable_from".into(), json!(how));
         m.insert("config_version_drift".into(), drift);
+        // the QDevice as /etc/pve/corosync.conf configures it; in_runtime: corosync's Qdevice flag
+        let text = std::fs::read_to_string(env.etc_pve.join("corosync.conf")).unwrap_or_default();
+        let dev = pve2node::pve::corosync_conf::parse(&text)
+            .ok()
+            .and_then(|c| pve2node::pve::qdevice::device_conf(&c, &text));
+        let in_runtime = m.get("flags").and_then(Value::as_array).is_some_and(|f| {
+            f.iter().any(|x| {
+                x.as_str()
+                    .is_some_and(|x| x.eq_ignore_ascii_case("qdevice"))
+            })
+        });
+        m.insert(
+            "qdevice".into(),
+            json!({
+                "configured": dev.is_some(),
+                "model": dev.as_ref().and_then(|d| d.model.clone()),
+                "host": dev.as_ref().and_then(|d| d.host.clone()),
+                "algorithm": dev.as_ref().and_then(|d| d.algorithm.clone()),
+                "votes": dev.as_ref().and_then(|d| d.votes.clone()),
+                "in_runtime": in_runtime,
+            }),
+        );
     }
     if let (Current::Member(_), Some(e @ (Era::Corosync2 | Era::Corosync3))) = (cur, era) {
         if let (Some(links), Value::Object(m)) = (read_links(&a.pvecm, e), &mut cluster) {
