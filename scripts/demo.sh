@@ -8,7 +8,9 @@
 # blocked, /etc/pve read-only), a dead /etc/pve FUSE mount healed by playbooks/recover.yml;
 # then the QDevice act: the link between the nodes cut with two_node (both stay quorate: split
 # brain), playbooks/qdevice.yml (a third vote from the lab's qnetd node), the same cut with the
-# QDevice (exactly one node quorate, the other refuses writes).
+# QDevice (exactly one node quorate, the other refuses writes); then life after setup: the
+# QDevice removed, a lone cold start blocked and lone_node.yml refused while bismuth answers,
+# accepted once it is off; remove_node.yml; bismuth reinstalled and rejoined by two_node.yml.
 # Always takes the lab down at the end (also on failure or Ctrl-C).
 #
 # Output: one line per phase with its key facts and elapsed time; the full Ansible output and
@@ -22,7 +24,7 @@ cd "$here"
 export PVE2NODE_LAB_DIR=${PVE2NODE_LAB_DIR:-$here/.lab}
 LOGS=${PVE2NODE_DEMO_LOGS:-$here/build/demo}
 L=$here/tests/lab/lab.sh
-TOTAL=16
+TOTAL=19
 
 [[ $(id -u) == 0 ]] || { echo "demo: must run as root (network namespaces, FUSE, corosync)" >&2; exit 1; }
 mkdir -p "$LOGS"
@@ -261,6 +263,44 @@ w=$(try_write "$loser")
 "$L" heal-link >>"$LOGS/lab.log" 2>&1 || fail "heal-link failed" "$LOGS/lab.log"
 { wait_cond pve1 quorate 30 && wait_cond pve2 quorate 30; } || fail "not both quorate 30 s after heal-link"
 done_ "cut: after ${t_cut} s only $winner quorate (qnetd's vote), the other: $w; healed: both quorate"
+
+begin "lone node, guarded"
+playbook 7-qdevice-absent pve2node.cluster.qdevice -e qdevice_state=absent || fail "qdevice.yml qdevice_state=absent failed" "$LOGS/7-qdevice-absent.log"
+{ wait_cond pve1 flag=2Node 15 && wait_cond pve2 rw 15; } || fail "not back to two_node after the QDevice's removal: $(quorum pve1)"
+for n in pve2 pve1; do "$L" power-off "$n" >>"$LOGS/lab.log" 2>&1 || fail "power-off $n failed" "$LOGS/lab.log"; done
+"$L" power-on pve1 >>"$LOGS/lab.log" 2>&1 || fail "power-on tartanpion failed" "$LOGS/lab.log"
+wait_cond pve1 blocked 15 || fail "tartanpion alone after a cold start is not blocked: $(quorum pve1)"
+wait_cond pve1 ro 10 || fail "tartanpion's /etc/pve writable while blocked"
+w_blocked=$(try_write pve1)
+# bismuth boots while tartanpion's corosync is stopped: it answers, yet the two never meet
+{ "$L" stop-corosync pve1 && "$L" power-on pve2 && "$L" stop-corosync pve2 && "$L" start-corosync pve1; } >>"$LOGS/lab.log" 2>&1 || fail "could not boot bismuth apart" "$LOGS/lab.log"
+wait_cond pve1 blocked 15 || fail "tartanpion not blocked again: $(quorum pve1)"
+"$L" ssh-reset >>"$LOGS/lab.log" 2>&1 || true
+playbook 8-lone-refused pve2node.cluster.lone_node -e peer_powered_off=bismuth && fail "lone_node.yml accepted while bismuth answers" "$LOGS/8-lone-refused.log"
+refusal=$(grep -m1 '^fatal' "$LOGS/8-lone-refused.log" | sed -n 's/.*"msg": "\([^"]*\)".*/\1/p')
+[[ $refusal == *bismuth* ]] || fail "lone_node.yml failed without naming bismuth" "$LOGS/8-lone-refused.log"
+"$L" power-off pve2 >>"$LOGS/lab.log" 2>&1 || fail "power-off bismuth failed" "$LOGS/lab.log"
+playbook 9-lone pve2node.cluster.lone_node -e peer_powered_off=bismuth || fail "lone_node.yml failed with bismuth off" "$LOGS/9-lone.log"
+wait_cond pve1 rw 10 || fail "tartanpion's /etc/pve not writable after lone_node.yml"
+done_ "cold start alone: blocked, $w_blocked; bismuth up: refused ($refusal); off: $(quorum pve1), $(try_write pve1)"
+
+begin "remove_node.yml bismuth"
+playbook 10-remove pve2node.cluster.remove_node -e node=bismuth || fail "remove_node.yml failed" "$LOGS/10-remove.log"
+# shellcheck disable=SC2016 # an awk program
+members=$("$L" exec pve1 awk '$1 == "name:" { printf "%s ", $2 }' /etc/pve/corosync.conf)
+[[ $members == "tartanpion " ]] || fail "nodelist after the removal: $members"
+! "$L" exec pve1 grep -q two_node /etc/pve/corosync.conf || fail "two_node left on a one-node cluster"
+done_ "nodelist: ${members% }, no two_node, config_version $(conf_version pve1), $(quorum pve1)"
+
+begin "reinstall, two_node.yml"
+"$L" reinstall pve2 >>"$LOGS/lab.log" 2>&1 || fail "reinstall bismuth failed" "$LOGS/lab.log"
+"$L" ssh-reset >>"$LOGS/lab.log" 2>&1 || true
+playbook 11-rejoin pve2node.cluster.two_node || fail "two_node.yml with the reinstalled bismuth failed" "$LOGS/11-rejoin.log"
+{ wait_cond pve1 members=2 30 && wait_cond pve2 flag=2Node 15 && wait_cond pve2 rw 15; } || fail "the reinstalled bismuth did not rejoin: $(quorum pve2)"
+playbook 12-rejoin-again pve2node.cluster.two_node || fail "two_node.yml again failed" "$LOGS/12-rejoin-again.log"
+c=$(changed_sum "$LOGS/12-rejoin-again.log")
+((c == 0)) || fail "two_node.yml again changed $c task(s)" "$LOGS/12-rejoin-again.log"
+done_ "fresh bismuth (new host key) joined: $(quorum pve2); again changed=0"
 
 begin "lab down"
 t0=$EPOCHREALTIME

@@ -343,7 +343,7 @@ fn refused_cases_leave_the_file_byte_identical() {
                 "  provider: corosync_votequorum\n",
                 "  provider: corosync_votequorum\n  device {\n    model: net\n  }\n",
             ),
-            "line 23: the quorum section has a `device` section",
+            "line 23: the quorum section has a `device` section (a QDevice), and corosync refuses two_node beside one: keep the QDevice as the third vote, or remove it first with the qdevice module's state=absent",
         ),
         (
             "syntax",

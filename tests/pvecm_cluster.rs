@@ -1499,3 +1499,75 @@ fn link1_not_on_this_node_fails_the_preflight_and_runs_nothing() {
     assert!(!failed(&v) && v["changed"] == json!(true), "{v}");
     assert!(v["warnings"].to_string().contains("link1 10.98.0.2"), "{v}");
 }
+
+#[test]
+fn info_reports_pve_writable_and_the_config_version_drift() {
+    let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA).member(
+        fx!("pve9/pvecm-status-2node.txt"),
+        fx!("pve8/pvecm-nodes.txt"),
+    );
+    for d in ["etc-pve", "etc-corosync"] {
+        std::fs::create_dir_all(sb.dir.join(d)).unwrap();
+    }
+    sb.dir.write(
+        "etc-pve/.members",
+        r#"{"nodename": "alpha", "cluster": {"name": "lab", "version": 4, "nodes": 2, "quorate": 1}}"#,
+    );
+    sb.dir
+        .write("etc-pve/corosync.conf", "totem {\n  config_version: 5\n}\n");
+    sb.dir.write(
+        "etc-corosync/corosync.conf",
+        "totem {\n  config_version: 4\n}\n",
+    );
+    let v = sb.run(json!({"state": "info"}));
+    assert!(!failed(&v), "{v}");
+    let c = &v["cluster"];
+    assert_eq!(
+        (&c["pve_writable"], &c["pve_writable_from"]),
+        (&json!(true), &json!(".members"))
+    );
+    let d = &c["config_version_drift"];
+    assert_eq!(
+        (&d["shared"]["version"], &d["local"]["version"], &d["drift"]),
+        (&json!(5), &json!(4), &json!(true))
+    );
+
+    // the copy caught up, pmxcfs without quorum: no drift, read-only
+    sb.dir.write(
+        "etc-corosync/corosync.conf",
+        "totem {\n  config_version: 5\n}\n",
+    );
+    sb.dir.write(
+        "etc-pve/.members",
+        r#"{"nodename": "alpha", "cluster": {"quorate": 0}}"#,
+    );
+    let v = sb.run(json!({"state": "info"}));
+    let c = &v["cluster"];
+    assert_eq!(c["pve_writable"], json!(false));
+    assert_eq!(c["config_version_drift"]["drift"], json!(false));
+    assert_eq!(c["qdevice"]["configured"], json!(false));
+
+    // a QDevice configured in /etc/pve/corosync.conf
+    sb.dir.write(
+        "etc-pve/corosync.conf",
+        "quorum {\n  provider: corosync_votequorum\n  device {\n    model: net\n    net {\n      algorithm: ffsplit\n      host: 10.99.9.3\n      tls: on\n    }\n    votes: 1\n  }\n}\n\ntotem {\n  config_version: 5\n}\n",
+    );
+    let v = sb.run(json!({"state": "info"}));
+    let q = &v["cluster"]["qdevice"];
+    assert_eq!(
+        (
+            &q["configured"],
+            &q["host"],
+            &q["algorithm"],
+            &q["votes"],
+            &q["in_runtime"]
+        ),
+        (
+            &json!(true),
+            &json!("10.99.9.3"),
+            &json!("ffsplit"),
+            &json!("1"),
+            &json!(false)
+        )
+    );
+}

@@ -3,5 +3,6 @@
 pub mod cluster_conf;
 pub mod corosync_conf;
 pub mod links;
+pub mod pmxcfs;
 pub mod qdevice;
 pub mod status;

@@ -100,7 +100,7 @@ enum ConfError {
     Ambiguous(String),
     #[error("it has no top-level `quorum {{ }}` section; add `quorum {{ provider: corosync_votequorum }}` first")]
     NoQuorum,
-    #[error("line {0}: the quorum section has a `device` section (a QDevice); two_node and a quorum device exclude each other (corosync rejects the config), so remove the QDevice first (pvecm qdevice remove)")]
+    #[error("line {0}: the quorum section has a `device` section (a QDevice), and corosync refuses two_node beside one: keep the QDevice as the third vote, or remove it first with the qdevice module's state=absent")]
     QuorumDevice(usize),
     #[error("it has no <cman> element inside <cluster>; add `<cman/>` first")]
     NoCman,

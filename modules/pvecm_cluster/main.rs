@@ -1672,7 +1672,7 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
         }
     };
     let c = match &a.mode {
-        Mode::Info => return info(ctx, &a, &cur, era),
+        Mode::Info => return info(ctx, &a, &env, &cur, era),
         Mode::Create { node } => Change { node, peer: None },
         Mode::Join { node, peer } => Change {
             node,
@@ -1683,8 +1683,47 @@ fn logic(ctx: &mut Ctx) -> Result<Outcome, Failure> {
 }
 
 /// `state: info`: the facts, and a warning where the stack is down.
-fn info(ctx: &mut Ctx, a: &Args, cur: &Current, era: Option<Era>) -> Result<Outcome, Failure> {
+fn info(
+    ctx: &mut Ctx,
+    a: &Args,
+    env: &Env,
+    cur: &Current,
+    era: Option<Era>,
+) -> Result<Outcome, Failure> {
     let mut cluster = facts_of(cur, era).to_json();
+    // what this node's /etc/pve says: writable, and the copy of corosync.conf behind or ahead
+    let (w, how) = pve2node::pve::pmxcfs::writable(&env.etc_pve);
+    let drift = pve2node::pve::pmxcfs::corosync_drift(
+        &env.etc_pve.join("corosync.conf"),
+        &env.corosync_dir.join("corosync.conf"),
+    );
+    if let Value::Object(m) = &mut cluster {
+        m.insert("pve_writable".into(), json!(w));
+        m.insert("pve_writable_from".into(), json!(how));
+        m.insert("config_version_drift".into(), drift);
+        // the QDevice as /etc/pve/corosync.conf configures it; in_runtime: corosync's Qdevice flag
+        let text = std::fs::read_to_string(env.etc_pve.join("corosync.conf")).unwrap_or_default();
+        let dev = pve2node::pve::corosync_conf::parse(&text)
+            .ok()
+            .and_then(|c| pve2node::pve::qdevice::device_conf(&c, &text));
+        let in_runtime = m.get("flags").and_then(Value::as_array).is_some_and(|f| {
+            f.iter().any(|x| {
+                x.as_str()
+                    .is_some_and(|x| x.eq_ignore_ascii_case("qdevice"))
+            })
+        });
+        m.insert(
+            "qdevice".into(),
+            json!({
+                "configured": dev.is_some(),
+                "model": dev.as_ref().and_then(|d| d.model.clone()),
+                "host": dev.as_ref().and_then(|d| d.host.clone()),
+                "algorithm": dev.as_ref().and_then(|d| d.algorithm.clone()),
+                "votes": dev.as_ref().and_then(|d| d.votes.clone()),
+                "in_runtime": in_runtime,
+            }),
+        );
+    }
     if let (Current::Member(_), Some(e @ (Era::Corosync2 | Era::Corosync3))) = (cur, era) {
         if let (Some(links), Value::Object(m)) = (read_links(&a.pvecm, e), &mut cluster) {
             m.insert("links".into(), links);

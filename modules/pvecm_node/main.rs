@@ -607,30 +607,7 @@ fn probe_all(cmd: &[String], targets: &[String], timeout: Duration) -> Vec<(Stri
 
 /// Whether /etc/pve takes writes (pmxcfs quorum) and how that was seen.
 fn pve_writable(dir: &Path) -> (Option<bool>, &'static str) {
-    if let Ok(t) = std::fs::read_to_string(dir.join(".members")) {
-        if let Some(q) = serde_json::from_str::<Value>(&t)
-            .ok()
-            .and_then(|v| v.get("cluster").and_then(|c| c.get("quorate")).cloned())
-        {
-            return (
-                Some(q.as_i64() == Some(1) || q == Value::Bool(true)),
-                ".members",
-            );
-        }
-    }
-    if let Ok(m) = std::fs::symlink_metadata(dir.join("local")) {
-        if m.file_type().is_symlink() {
-            use std::os::unix::fs::PermissionsExt;
-            return (Some(m.permissions().mode() & 0o222 != 0), "local symlink");
-        }
-    }
-    if dir.is_dir() {
-        let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap_or_default();
-        // SAFETY: access reads a NUL-terminated path we own.
-        let w = unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0;
-        return (Some(w), "directory");
-    }
-    (None, "missing")
+    pve2node::pve::pmxcfs::writable(dir)
 }
 
 fn hostname() -> Option<String> {

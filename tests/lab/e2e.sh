@@ -8,7 +8,8 @@
 # two-node mode, runs infra_e2e.sh on that cluster (the third node, links, power-off/on,
 # reinstall, the options), checks that `down` leaves nothing; then playbooks_e2e.sh (the
 # playbooks on a fresh lab), qdevice_e2e.sh (the QDevice on the cluster it leaves) and
-# cache_e2e.sh (the action plugin's binary cache, its own fresh lab). Always tears down (trap).
+# cache_e2e.sh (the action plugin's binary cache, its own fresh lab), life_e2e.sh (lone node,
+# removal, rejoin of a reinstall: its own fresh lab). Always tears down (trap).
 # Every wait is bounded. Exit status: number of failed checks (capped), 0 when all pass.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -456,12 +457,13 @@ echo "   measured: up ${t_up} s, ansible ad-hoc (2 nodes) ${t_ansible} s, create
 # the playbooks on a fresh lab (their own up), then the QDevice on the cluster they leave (which
 # takes the lab down and checks that nothing is left), then the binary cache of the collection's
 # action plugin (its own fresh lab)
-pb_rc=0 qd_rc=0 cache_rc=0 su_rc=0
+pb_rc=0 qd_rc=0 cache_rc=0 su_rc=0 life_rc=0
 # issue 15's fresh pair (its own lab: no ssh trust, inventory aliases, two links)
 "$here/setup_e2e.sh" || su_rc=$?
 PVE2NODE_LAB_KEEP=1 "$here/playbooks_e2e.sh" || pb_rc=$?
 "$here/qdevice_e2e.sh" || qd_rc=$?
 "$here/cache_e2e.sh" || cache_rc=$?
+"$here/life_e2e.sh" || life_rc=$?
 verdict() { ((${1} == 0)) && echo passed || echo FAILED; }
-echo "== lab suites: e2e $(verdict "$failed"), setup_e2e $(verdict "$su_rc"), playbooks_e2e $(verdict "$pb_rc"), qdevice_e2e $(verdict "$qd_rc"), cache_e2e $(verdict "$cache_rc") in $(elapsed "$t_start") s"
-((failed == 0 && su_rc == 0 && pb_rc == 0 && qd_rc == 0 && cache_rc == 0))
+echo "== lab suites: e2e $(verdict "$failed"), setup_e2e $(verdict "$su_rc"), playbooks_e2e $(verdict "$pb_rc"), qdevice_e2e $(verdict "$qd_rc"), cache_e2e $(verdict "$cache_rc"), life_e2e $(verdict "$life_rc") in $(elapsed "$t_start") s"
+((failed == 0 && su_rc == 0 && pb_rc == 0 && qd_rc == 0 && cache_rc == 0 && life_rc == 0))
