@@ -1571,3 +1571,55 @@ fn info_reports_pve_writable_and_the_config_version_drift() {
         )
     );
 }
+
+#[test]
+fn info_reports_each_nodes_qdevice_vote_state() {
+    // `pvecm status` = the Cluster information block + real `corosync-quorumtool -siH` output
+    // of two nodes with a QDevice (tests/fixtures/qdevice/a-all-up-qdevice.txt, node qd1)
+    let real = fx!("qdevice/a-all-up-qdevice.txt");
+    let start = real.find("===== qd1: corosync-quorumtool -siH\n").unwrap();
+    let block = &real[start..];
+    let block = &block[block.find('\n').unwrap() + 1..block.find("(exit").unwrap()];
+    let status = format!(
+        "Cluster information\n-------------------\nName:             lab\nConfig Version:   6\nTransport:        knet\nSecure auth:      on\n\n{block}"
+    );
+    let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA).member(&status, fx!("pve8/pvecm-nodes.txt"));
+    let v = sb.run(json!({"state": "info"}));
+    assert!(!failed(&v), "{v}");
+    let c = &v["cluster"];
+    assert_eq!(c["qdevice_votes"], json!(1));
+    let words: Vec<&Value> = c["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| &n["qdevice"])
+        .collect();
+    assert_eq!(words, vec![&json!(["A", "V", "NMW"]); 2], "{c}");
+    let q = &c["qdevice"];
+    assert_eq!(
+        (
+            &q["in_runtime"],
+            &q["device_votes"],
+            &q["local_state"],
+            &q["vote_held"]
+        ),
+        (
+            &json!(true),
+            &json!(1),
+            &json!(["A", "V", "NMW"]),
+            &json!(true)
+        )
+    );
+    // the same cluster without a device: no state words, nothing held
+    let sb = Sb::new("pve8", "alpha", HOSTS_ALPHA).member(
+        fx!("pve8/pvecm-status-2node.txt"),
+        fx!("pve8/pvecm-nodes.txt"),
+    );
+    let v = sb.run(json!({"state": "info"}));
+    let c = &v["cluster"];
+    assert!(
+        c.get("qdevice_votes").is_none() && c["nodes"][0].get("qdevice").is_none(),
+        "{c}"
+    );
+    assert_eq!(c["qdevice"]["vote_held"], json!(null));
+}

@@ -102,6 +102,8 @@ pub struct Row {
     pub local: bool,
     /// cman `Sts`: `M` member, `X` not a member, `d` disallowed.
     pub sts: Option<char>,
+    /// The `Qdevice` column's state words (`A`, `V` or `NV`, `NMW`) when a device is registered.
+    pub qdevice: Option<Vec<String>>,
 }
 
 impl Row {
@@ -219,16 +221,23 @@ pub fn parse_row(line: &str) -> Option<Row> {
                 name,
                 local,
                 sts: Some(c),
+                qdevice: None,
             });
         }
     }
     let votes: u64 = second.parse().ok()?;
+    // with a registered QDevice: `0x00000001          1    A,V,NMW 10.99.0.1 (local)`
+    let qdevice = (toks.len() >= 4)
+        .then(|| toks[2])
+        .filter(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_uppercase() || b == b','))
+        .map(|w| w.split(',').map(str::to_string).collect());
     Some(Row {
         nodeid,
         votes: Some(votes),
         name,
         local,
         sts: None,
+        qdevice,
     })
 }
 
@@ -431,6 +440,8 @@ pub struct NodeFact {
     pub local: bool,
     /// In the current membership (cman `M`, or listed by corosync).
     pub online: bool,
+    /// Its QDevice state words from the `Qdevice` column (`A`, `V`/`NV`, `NMW`), when shown.
+    pub qdevice: Option<Vec<String>>,
 }
 
 /// The merged cluster facts, as the module returns them in `cluster`.
@@ -447,6 +458,8 @@ pub struct ClusterFacts {
     pub flags: Vec<String>,
     pub local_nodeid: Option<u32>,
     pub nodes: Vec<NodeFact>,
+    /// Votes of the quorum device row, when one is registered.
+    pub qdevice_votes: Option<u64>,
 }
 
 impl ClusterFacts {
@@ -472,17 +485,22 @@ impl ClusterFacts {
             .nodes
             .iter()
             .map(|n| {
-                json!({
+                let mut v = json!({
                     "nodeid": n.nodeid,
                     "name": n.name,
                     "votes": n.votes,
                     "addr": n.addr,
                     "local": n.local,
                     "online": n.online,
-                })
+                });
+                // only where corosync shows a Qdevice column
+                if let (Some(w), Value::Object(m)) = (&n.qdevice, &mut v) {
+                    m.insert("qdevice".into(), json!(w));
+                }
+                v
             })
             .collect();
-        json!({
+        let mut out = json!({
             "member": self.member,
             "name": self.name,
             "config_version": self.config_version,
@@ -494,7 +512,11 @@ impl ClusterFacts {
             "flags": self.flags,
             "local_nodeid": self.local_nodeid,
             "nodes": nodes,
-        })
+        });
+        if let (Some(v), Value::Object(m)) = (self.qdevice_votes, &mut out) {
+            m.insert("qdevice_votes".into(), json!(v));
+        }
+        out
     }
 }
 
@@ -522,6 +544,7 @@ pub fn merge(st: &Status, nodes: &[Row]) -> ClusterFacts {
                     addr: None,
                     local: false,
                     online: true,
+                    qdevice: None,
                 });
                 out.len() - 1
             }
@@ -544,6 +567,9 @@ pub fn merge(st: &Status, nodes: &[Row]) -> ClusterFacts {
             n.votes = r.votes;
         }
         n.local |= r.local;
+        if n.qdevice.is_none() {
+            n.qdevice.clone_from(&r.qdevice);
+        }
         if let Some(c) = r.sts {
             n.online = c == 'M';
         }
@@ -597,6 +623,7 @@ pub fn merge(st: &Status, nodes: &[Row]) -> ClusterFacts {
         flags: st.flags.clone().unwrap_or_default(),
         local_nodeid: st.local_nodeid,
         nodes: out,
+        qdevice_votes: st.qdevice_votes,
     }
 }
 

@@ -1706,6 +1706,14 @@ fn info(
         let dev = pve2node::pve::corosync_conf::parse(&text)
             .ok()
             .and_then(|c| pve2node::pve::qdevice::device_conf(&c, &text));
+        let local_words: Option<Vec<String>> = match cur {
+            Current::Member(f) => f
+                .nodes
+                .iter()
+                .find(|n| n.local)
+                .and_then(|n| n.qdevice.clone()),
+            _ => None,
+        };
         let in_runtime = m.get("flags").and_then(Value::as_array).is_some_and(|f| {
             f.iter().any(|x| {
                 x.as_str()
@@ -1721,6 +1729,11 @@ fn info(
                 "algorithm": dev.as_ref().and_then(|d| d.algorithm.clone()),
                 "votes": dev.as_ref().and_then(|d| d.votes.clone()),
                 "in_runtime": in_runtime,
+                // corosync's Qdevice column: this node's words (`A`, `V`/`NV`, `NMW`), whether it
+                // holds the device's vote now, and the device row's votes
+                "device_votes": m.get("qdevice_votes").cloned().unwrap_or(Value::Null),
+                "local_state": local_words.clone(),
+                "vote_held": local_words.as_ref().map(|w| w.iter().any(|x| x == "V")),
             }),
         );
     }

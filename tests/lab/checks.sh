@@ -52,3 +52,23 @@ check_nothing_left() {
   check_eq "no mount mentions the lab dir$sfx" "" "$(grep -F "$LAB" /proc/self/mountinfo || true)"
   check "lab dir removed$sfx" test ! -e "$LAB"
 }
+
+# --- helpers of the suites that run Ansible and read corosync (set LOGS first) ----------------
+# play NAME ARGS...: ansible-playbook (or, for a NAME starting with adhoc-, ansible) against the
+# lab, bounded by ANSIBLE_TIMEOUT_S (default 240 s); output in $LOGS/NAME.log and $play_out,
+# exit status in $play_rc.
+play() {
+  local name=$1 tool=ansible-playbook
+  shift
+  [[ $name == adhoc-* ]] && tool=ansible
+  play_rc=0
+  timeout -k 10 "${ANSIBLE_TIMEOUT_S:-240}" "$L" "$tool" "$@" >"$LOGS/$name.log" 2>&1 || play_rc=$?
+  play_out=$(cat "$LOGS/$name.log")
+}
+# recap_changed: the sum of changed= over the hosts of the last play's recap
+recap_changed() { awk '$2 == ":" && $3 ~ /^ok=/ { sub(/changed=/, "", $4); s += $4 } END { print s + 0 }' <<<"$play_out"; }
+lab_wait() { "$L" wait "$@" >/dev/null 2>&1; }
+# qrc NODE: corosync-quorumtool -s's exit status in NODE (0 quorate, 2 blocked, 1 down)
+qrc() { local rc=0; "$L" exec "$1" timeout 5 corosync-quorumtool -s >/dev/null 2>&1 || rc=$?; echo "$rc"; }
+# flags NODE: the votequorum flags NODE shows
+flags() { "$L" exec "$1" timeout 5 corosync-quorumtool -s 2>/dev/null | sed -n 's/^Flags: *//p' | sed 's/ *$//'; }

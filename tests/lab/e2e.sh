@@ -16,7 +16,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=checks.sh
 . "$here/checks.sh"
 t_start=$EPOCHREALTIME
-qrc() { local rc=0; "$L" exec "$1" timeout 5 corosync-quorumtool -s >/dev/null 2>&1 || rc=$?; echo "$rc"; }
 quorate() { [[ $(qrc "$1") == 0 ]]; }
 blocked() { [[ $(qrc "$1") == 2 ]]; }
 # shellcheck disable=SC2016 # awk programs

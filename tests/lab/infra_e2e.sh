@@ -16,8 +16,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/checks.sh"
 t_start=$EPOCHREALTIME
 own_lab=0
-qrc() { local rc=0; "$L" exec "$1" timeout 5 corosync-quorumtool -s >/dev/null 2>&1 || rc=$?; echo "$rc"; }
-lab_wait() { "$L" wait "$@" >/dev/null 2>&1; }
 # reach NODE ADDR: one ping from NODE to ADDR answers within 1 s.
 reach() { "$L" exec "$1" ping -n -q -c 1 -W 1 "$2" >/dev/null 2>&1; }
 unreach() { ! reach "$@"; }

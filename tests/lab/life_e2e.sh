@@ -18,17 +18,6 @@ cd "$repo"
 LOGS=$(mktemp -d /tmp/pve2node-life-e2e.XXXXXX)
 ANSIBLE_TIMEOUT_S=${ANSIBLE_TIMEOUT_S:-240}
 t_start=$EPOCHREALTIME
-play() {
-  local name=$1
-  shift
-  play_rc=0
-  timeout -k 10 "$ANSIBLE_TIMEOUT_S" "$L" ansible-playbook "$@" >"$LOGS/$name.log" 2>&1 || play_rc=$?
-  play_out=$(cat "$LOGS/$name.log")
-}
-recap_changed() { awk '$2 == ":" && $3 ~ /^ok=/ { sub(/changed=/, "", $4); s += $4 } END { print s + 0 }' <<<"$play_out"; }
-lab_wait() { "$L" wait "$@" >/dev/null 2>&1; }
-qrc() { local rc=0; "$L" exec "$1" timeout 5 corosync-quorumtool -s >/dev/null 2>&1 || rc=$?; echo "$rc"; }
-flags() { "$L" exec "$1" timeout 5 corosync-quorumtool -s 2>/dev/null | sed -n 's/^Flags: *//p' | sed 's/ *$//'; }
 nodelist() { n1 grep -E '^ *name:' /etc/pve/corosync.conf | awk '{ print $2 }' | paste -sd' '; }
 conf_sum() { n1 sha256sum /etc/pve/corosync.conf | awk '{ print $1 }'; }
 # lone_start: both nodes off, tartanpion powered on alone; true once it is blocked (<= 15 s)

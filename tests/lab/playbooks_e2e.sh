@@ -20,14 +20,6 @@ ANSIBLE_TIMEOUT_S=${ANSIBLE_TIMEOUT_S:-240}
 t_start=$EPOCHREALTIME
 # play NAME ARGS...: ansible-playbook (or `ansible` when NAME starts with adhoc-) against the
 # lab, bounded; output in $LOGS/NAME.log; sets $play_rc and $play_out.
-play() {
-  local name=$1 tool=ansible-playbook
-  shift
-  [[ $name == adhoc-* ]] && tool=ansible
-  play_rc=0
-  timeout -k 10 "$ANSIBLE_TIMEOUT_S" "$L" "$tool" "$@" >"$LOGS/$name.log" 2>&1 || play_rc=$?
-  play_out=$(cat "$LOGS/$name.log")
-}
 # recap_of HOST: the PLAY RECAP line of HOST in $play_out, compact ("ok=N changed=N ... failed=N").
 recap_of() { awk -v h="$1" '$1 == h && $2 == ":" { print $3, $4, $6 }' <<<"$play_out"; }
 # changed_tasks: "task@host" of every result reported changed in $play_out, sorted, comma-separated.
@@ -45,13 +37,10 @@ corosync_running() {
   done
   return 1
 }
-qrc() { local rc=0; "$L" exec "$1" timeout 5 corosync-quorumtool -s >/dev/null 2>&1 || rc=$?; echo "$rc"; }
-flags() { "$L" exec "$1" timeout 5 corosync-quorumtool -s 2>/dev/null | sed -n 's/^Flags: *//p' | sed 's/ *$//'; }
 conf_version() { "$L" exec "$1" bash -c ". /usr/local/sbin/lab-lib.sh; config_version $2"; }
 # mount_type NODE PATH: the filesystem type mounted at exactly PATH in NODE (empty if none).
 # shellcheck disable=SC2016 # awk program
 mount_type() { "$L" exec "$1" awk -v p="$2" '$5 == p { for (i = 7; $i != "-"; i++) ; t = $(i + 1) } END { print t }' /proc/self/mountinfo; }
-lab_wait() { "$L" wait "$@" >/dev/null 2>&1; }
 
 KEEP=${PVE2NODE_LAB_KEEP:-0}
 cleanup() {

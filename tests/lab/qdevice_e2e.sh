@@ -22,23 +22,12 @@ cd "$repo"
 LOGS=$(mktemp -d /tmp/pve2node-qdevice-e2e.XXXXXX)
 ANSIBLE_TIMEOUT_S=${ANSIBLE_TIMEOUT_S:-240}
 t_start=$EPOCHREALTIME
-play() {
-  local name=$1
-  shift
-  play_rc=0
-  timeout -k 10 "$ANSIBLE_TIMEOUT_S" "$L" ansible-playbook "$@" >"$LOGS/$name.log" 2>&1 || play_rc=$?
-  play_out=$(cat "$LOGS/$name.log")
-}
-recap_changed() { awk '$2 == ":" && $3 ~ /^ok=/ { sub(/changed=/, "", $4); s += $4 } END { print s + 0 }' <<<"$play_out"; }
 changed_tasks() {
   awk '/^TASK \[/ { t = $0; sub(/^TASK \[/, "", t); sub(/\] \**$/, "", t) }
        /^changed: \[/ { print t "@" substr($2, 2, length($2) - 2) }' <<<"$play_out" | sort | paste -sd, | sed 's/,/, /g'
 }
-qrc() { local rc=0; "$L" exec "$1" timeout 5 corosync-quorumtool -s >/dev/null 2>&1 || rc=$?; echo "$rc"; }
 quorate() { [[ $(qrc "$1") == 0 ]]; }
-flags() { "$L" exec "$1" timeout 5 corosync-quorumtool -s 2>/dev/null | sed -n 's/^Flags: *//p' | sed 's/ *$//'; }
 qfield() { "$L" exec "$1" timeout 5 corosync-quorumtool -s 2>/dev/null | sed -n "s/^$2: *//p" | awk '{ print $1 }'; }
-lab_wait() { "$L" wait "$@" >/dev/null 2>&1; }
 try_write() { "$L" exec "$1" bash -c "echo qdevice-e2e >/etc/pve/qdevice-e2e.txt" 2>&1; }
 # one_quorate: exactly one of the two nodes is quorate (prints which).
 one_quorate() {

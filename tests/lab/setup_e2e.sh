@@ -15,13 +15,6 @@ cd "$repo"
 LOGS=$(mktemp -d /tmp/pve2node-setup-e2e.XXXXXX)
 ANSIBLE_TIMEOUT_S=${ANSIBLE_TIMEOUT_S:-240}
 t_start=$EPOCHREALTIME
-play() {
-  local name=$1
-  shift
-  play_rc=0
-  timeout -k 10 "$ANSIBLE_TIMEOUT_S" "$L" ansible-playbook "$@" >"$LOGS/$name.log" 2>&1 || play_rc=$?
-  play_out=$(cat "$LOGS/$name.log")
-}
 recap_of() { awk -v h="$1" '$1 == h && $2 == ":" { print $3, $4, $6 }' <<<"$play_out"; }
 # state NODE: what a run could change on NODE (hosts, root's ssh files, cluster config, /etc/pve)
 state() {

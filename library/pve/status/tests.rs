@@ -54,7 +54,8 @@ fn pve3_status_and_nodes() {
             votes: Some(1),
             addr: s("10.99.0.1"),
             local: true,
-            online: true
+            online: true,
+            qdevice: None,
         }
     );
     let b = node(&f, 2);
@@ -66,7 +67,8 @@ fn pve3_status_and_nodes() {
             votes: None,
             addr: None,
             local: false,
-            online: true
+            online: true,
+            qdevice: None,
         }
     );
     assert_eq!(f.online_count(), 2);
@@ -108,7 +110,8 @@ fn pve3_nodes_rows() {
             votes: None,
             name: "alpha".into(),
             local: false,
-            sts: Some('M')
+            sts: Some('M'),
+            qdevice: None,
         }
     );
     assert_eq!(
@@ -118,7 +121,8 @@ fn pve3_nodes_rows() {
             votes: None,
             name: "beta".into(),
             local: false,
-            sts: Some('X')
+            sts: Some('X'),
+            qdevice: None,
         }
     );
 }
@@ -149,7 +153,8 @@ fn pve5_status_and_nodes() {
                 votes: Some(1),
                 addr: s("10.99.0.1"),
                 local: true,
-                online: true
+                online: true,
+                qdevice: None,
             },
             NodeFact {
                 nodeid: 2,
@@ -157,7 +162,8 @@ fn pve5_status_and_nodes() {
                 votes: Some(1),
                 addr: s("10.99.0.2"),
                 local: false,
-                online: true
+                online: true,
+                qdevice: None,
             },
         ]
     );
@@ -661,4 +667,39 @@ fn property_never_panics_on_random_and_mutated_input() {
         };
         exercise(&text);
     }
+}
+
+#[test]
+fn qdevice_column_gives_each_node_its_vote_state() {
+    // real `corosync-quorumtool -siH` of two nodes with a QDevice (corosync-qdevice 3.0.3)
+    let text = fx!("qdevice/a-all-up-qdevice.txt");
+    let start = text.find("===== qd1: corosync-quorumtool -siH").unwrap();
+    let block = &text[start..];
+    let block = &block[..block.find("(exit").unwrap()];
+    let f = merge(&parse_status(block), &[]);
+    assert_eq!(f.qdevice_votes, Some(1));
+    assert_eq!(
+        f.nodes.len(),
+        2,
+        "the device row is not a node: {:?}",
+        f.nodes
+    );
+    let words = |id: u32| node(&f, id).qdevice.clone();
+    let avn = Some(vec!["A".to_string(), "V".into(), "NMW".into()]);
+    assert_eq!((words(1), words(2)), (avn.clone(), avn));
+    assert_eq!(node(&f, 1).addr.as_deref(), Some("10.77.12.1"));
+    assert!(f.flags.iter().any(|x| x == "Qdevice"), "{:?}", f.flags);
+    let j = f.to_json();
+    assert_eq!(j["qdevice_votes"], 1);
+    assert_eq!(
+        j["nodes"][0]["qdevice"],
+        serde_json::json!(["A", "V", "NMW"])
+    );
+    // without a device: no state words, no device votes
+    let plain = merge(
+        &parse_status(fx!("corosync-3.1.7-real/quorumtool-s-quorate.txt")),
+        &[],
+    );
+    assert_eq!(plain.qdevice_votes, None);
+    assert!(plain.nodes.iter().all(|n| n.qdevice.is_none()));
 }
