@@ -25,6 +25,8 @@
 # PVE2NODE_E2E=1 where that is a failure.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=real-lib.sh
+. "$here/tests/real-lib.sh"
 MOD=${PVE2NODE_MODULES:-$here/build/modules}
 NSS=(l7n1 l7n2)
 NODE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -98,25 +100,10 @@ on() {
   shift
   nsenter -t "${ANCHOR[$n]}" -m -u -n env -i PATH="$LAB/bin:$NODE_PATH" HOME=/root LANG=C.UTF-8 "$@"
 }
-wait_for() {
-  local end=$((${EPOCHREALTIME%.*} + $1))
-  shift
-  while ! "$@" >/dev/null 2>&1; do
-    ((${EPOCHREALTIME%.*} < end)) || return 1
-    sleep 0.2
-  done
-}
 mod() {
   local out
   out=$(printf '%s' "$2" | on "$1" "$MOD/pvecm_node") || true
   printf '%s' "$out"
-}
-j() {
-  python3 -c 'import json,sys
-v=json.loads(sys.argv[1])
-for k in sys.argv[2:]:
-    v=v[int(k)] if isinstance(v,list) else v.get(k)
-print("" if v is None else (json.dumps(v) if isinstance(v,(dict,list,bool)) else v))' "$@"
 }
 # ok NODE JSON [changed]: runs pvecm_node, fails unless it succeeded (and changed matches).
 ok() {

@@ -22,6 +22,8 @@
 # Without the packages it skips (exit 0), except with PVE2NODE_E2E=1 where that is a failure.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=real-lib.sh
+. "$here/tests/real-lib.sh"
 MOD=${PVE2NODE_MODULES:-$here/build/modules}
 NSS=(qdn1 qdn2 qdqnetd)
 CLUSTER=qdreal
@@ -98,28 +100,11 @@ on() {
   shift
   nsenter -t "${ANCHOR[$n]}" -m -u -n env -i PATH="$NODE_PATH" HOME=/root LANG=C.UTF-8 "$@"
 }
-# wait_for SECONDS CMD...: poll CMD every 0.2 s, bounded.
-wait_for() {
-  local end=$((${EPOCHREALTIME%.*} + $1))
-  shift
-  while ! "$@" >/dev/null 2>&1; do
-    ((${EPOCHREALTIME%.*} < end)) || return 1
-    sleep 0.2
-  done
-}
 # mod NODE MODULE JSON: runs a release module inside NODE with JSON on stdin; prints its result.
 mod() {
   local out
   out=$(printf '%s' "$3" | on "$1" "$MOD/$2") || true
   printf '%s' "$out"
-}
-# j JSON KEY...: a value from a JSON result (python3; nested keys).
-j() {
-  python3 -c 'import json,sys
-v=json.loads(sys.argv[1])
-for k in sys.argv[2:]:
-    v=v[int(k)] if isinstance(v,list) else v.get(k)
-print("" if v is None else (json.dumps(v) if isinstance(v,(dict,list,bool)) else v))' "$@"
 }
 # ok NODE MODULE JSON [changed]: runs the module, fails unless it succeeded (and, if given,
 # unless changed is that value); the result is left in $R.
